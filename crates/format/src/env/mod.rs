@@ -1,0 +1,1 @@
+//! Encrypted environment values: see `docs/formats/env-values.md`.
