@@ -3,7 +3,7 @@
 //! - [`rclone`]: the rclone crypt format (key derivation, file content,
 //!   file names, obscured passwords, the encrypted config file), byte-exact
 //!   with rclone 1.59+ and the original Go secure-store.
-//! - [`env`]: encrypted environment values, `v0` (the original project's)
+//! - [`env`](mod@env): encrypted environment values, `v0` (the original project's)
 //!   and `v1` (ours: versioned, key id, variable name bound as AAD).
 //!
 //! Everything here works on byte slices and `std::io` traits; the caller

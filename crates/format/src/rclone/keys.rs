@@ -49,8 +49,15 @@ impl CryptKeys {
         } else {
             password2.as_bytes()
         };
-        let params = scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P, 80)
-            .expect("rclone's scrypt parameters are valid");
+        // The `len` of `Params` only matters for PHC hash strings (and must
+        // be at most 64); `scrypt::scrypt` fills the whole 80-byte buffer.
+        let params = scrypt::Params::new(
+            SCRYPT_LOG_N,
+            SCRYPT_R,
+            SCRYPT_P,
+            scrypt::Params::RECOMMENDED_LEN,
+        )
+        .expect("rclone's scrypt parameters are valid");
         let mut out = [0u8; 80];
         scrypt::scrypt(password.as_bytes(), salt, &params, &mut out)
             .expect("an 80-byte output is a valid scrypt length");
@@ -110,6 +117,24 @@ mod tests {
     fn debug_is_redacted() {
         let keys = CryptKeys::from_bytes(&[7u8; 80]);
         assert_eq!(format!("{keys:?}"), "CryptKeys(<redacted>)");
+    }
+
+    #[test]
+    fn derives_the_vector_keys() {
+        // shared/vectors/rclone/case-a-standard/keys.json
+        let keys = CryptKeys::derive("secure-store test password A", "").unwrap();
+        assert_eq!(
+            hex::encode(keys.data_key()),
+            "547fa0694d2bf9234db646570bf554e73b957478ff9db983cae9cd9249a6d260"
+        );
+        assert_eq!(
+            hex::encode(keys.name_key()),
+            "b0d4d1b24d7a9d1dd3cc67376eb6f471b392a2c7b17d56bd7cdcdc0710b655a4"
+        );
+        assert_eq!(
+            hex::encode(keys.name_tweak()),
+            "97043dd637c97c4731cbad5b8403f80f"
+        );
     }
 
     #[test]

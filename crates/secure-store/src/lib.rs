@@ -1,0 +1,20 @@
+//! Secure Store: network-bound encryption for IoT fleets.
+//!
+//! This crate is the `secure-store` binary and everything in it that does
+//! I/O. The byte formats live in the pure `ssformat` crate
+//! (`crates/format`). Layout (see `shared/design/ARCHITECTURE.md` §7):
+//!
+//! - [`cli`]: argument parsing, the only place that prints results and
+//!   chooses exit codes;
+//! - [`crypt`]: encrypted stores on disk (rclone crypt folders), streaming
+//!   and parallel;
+//! - [`envfile`]: dotenv files and `ENCRYPTED_*` variables;
+//! - [`secret`]: the store key and other secrets as zeroizing newtypes;
+//! - [`rng`]: the operating system's random numbers.
+
+pub mod cli;
+pub mod crypt;
+pub mod envfile;
+pub mod logging;
+pub mod rng;
+pub mod secret;

@@ -1,0 +1,6 @@
+mod bad_input;
+mod env_cmds;
+mod harness;
+mod original;
+mod rclone_interop;
+mod store_cmds;
