@@ -189,9 +189,9 @@ pub fn run(cmd: StoreCommand, ui: Ui) -> anyhow::Result<ExitCode> {
             key,
         } => {
             let store = open(&location, &key)?;
-            let total = tree::source_size(&src, skip_symlinks)?;
-            let bar = ui.bytes(total, "encrypting");
-            let summary = tree::encrypt_tree(&store, &src, skip_symlinks, &|n| bar.inc(n))?;
+            let plan = tree::plan_source(&src, skip_symlinks)?;
+            let bar = ui.bytes(plan.total_bytes(), "encrypting");
+            let summary = tree::encrypt_tree(&store, &plan, &|n| bar.inc(n))?;
             bar.finish_and_clear();
             let skipped = if summary.skipped > 0 {
                 format!(", skipped {} symbolic links", summary.skipped)
@@ -209,8 +209,9 @@ pub fn run(cmd: StoreCommand, ui: Ui) -> anyhow::Result<ExitCode> {
         }
         StoreCommand::Decrypt { location, dst, key } => {
             let store = open(&location, &key)?;
-            let bar = ui.bytes(plain_total(&store)?, "decrypting");
-            let summary = tree::decrypt_tree(&store, &dst, &|n| bar.inc(n))?;
+            let listing = tree::list(&store)?;
+            let bar = ui.bytes(listing.plain_total(), "decrypting");
+            let summary = tree::decrypt_tree(&store, &listing, &dst, &|n| bar.inc(n))?;
             bar.finish_and_clear();
             println!(
                 "decrypted {} files ({} bytes) in {} folders into {}",
@@ -233,8 +234,9 @@ pub fn run(cmd: StoreCommand, ui: Ui) -> anyhow::Result<ExitCode> {
         }
         StoreCommand::Verify { location, key } => {
             let store = open(&location, &key)?;
-            let bar = ui.bytes(plain_total(&store)?, "verifying");
-            let report = tree::verify(&store, &|n| bar.inc(n))?;
+            let listing = tree::list(&store)?;
+            let bar = ui.bytes(listing.plain_total(), "verifying");
+            let report = tree::verify(&store, &listing, &|n| bar.inc(n))?;
             bar.finish_and_clear();
             if report.failures.is_empty() {
                 println!(
@@ -284,15 +286,6 @@ pub fn run(cmd: StoreCommand, ui: Ui) -> anyhow::Result<ExitCode> {
 fn open(location: &StoreLocation, key: &KeyArgs) -> anyhow::Result<Store> {
     let key = key.load()?;
     Ok(Store::open(&location.paths(), &key)?)
-}
-
-fn plain_total(store: &Store) -> anyhow::Result<u64> {
-    let listing = tree::list(store)?;
-    Ok(listing
-        .files
-        .iter()
-        .filter_map(|f| f.plain_size().ok())
-        .sum())
 }
 
 fn read_password2(path: &Path) -> anyhow::Result<Zeroizing<String>> {

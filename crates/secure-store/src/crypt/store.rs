@@ -199,20 +199,33 @@ impl Store {
 
 /// Re-encrypts the store config under `new` (the files are untouched: they
 /// depend on the crypt password inside the config, which stays the same).
-/// The old config is replaced atomically, only after the new one has been
-/// read back with the new key.
+/// The plaintext is kept byte for byte (comments and all); the old config
+/// is replaced atomically, only after the new one has been read back with
+/// the new key.
 pub fn rekey(paths: &StorePaths, old: &StoreKey, new: &StoreKey) -> Result<(), CryptError> {
-    let conf = read_config(&paths.config, old)?;
+    let plaintext = decrypt_config_text(&paths.config, old)?;
+    let conf = parse_config(&paths.config, &plaintext)?;
     crypt_section(&conf, &paths.config)?;
-    let plaintext = Zeroizing::new(conf.to_string());
     write_config(&paths.config, &plaintext, new, true)?;
-    let again = read_config(&paths.config, new)?;
-    debug_assert_eq!(again, conf);
+    let again = decrypt_config_text(&paths.config, new)?;
+    debug_assert_eq!(again.as_str(), plaintext.as_str());
     Ok(())
 }
 
-/// Reads and decrypts a store config.
+/// Reads, decrypts and parses a store config.
 pub fn read_config(path: &Path, key: &StoreKey) -> Result<ConfigFile, CryptError> {
+    parse_config(path, &decrypt_config_text(path, key)?)
+}
+
+fn parse_config(path: &Path, plaintext: &str) -> Result<ConfigFile, CryptError> {
+    ConfigFile::parse(plaintext).map_err(|error| CryptError::Config {
+        path: path.to_owned(),
+        error,
+    })
+}
+
+/// Reads and decrypts a store config into its plaintext.
+fn decrypt_config_text(path: &Path, key: &StoreKey) -> Result<Zeroizing<String>, CryptError> {
     let text = fs::read(path).map_err(CryptError::io(path))?;
     let text = String::from_utf8(text).map_err(|_| CryptError::Layout {
         path: path.to_owned(),
@@ -227,7 +240,7 @@ pub fn read_config(path: &Path, key: &StoreKey) -> Result<ConfigFile, CryptError
             ),
         });
     }
-    let plaintext = config::decrypt_config(&text, key.expose()).map_err(|e| match e {
+    config::decrypt_config(&text, key.expose()).map_err(|e| match e {
         ConfigError::WrongPassword => CryptError::WrongKey {
             path: path.to_owned(),
         },
@@ -235,10 +248,6 @@ pub fn read_config(path: &Path, key: &StoreKey) -> Result<ConfigFile, CryptError
             path: path.to_owned(),
             error,
         },
-    })?;
-    ConfigFile::parse(&plaintext).map_err(|error| CryptError::Config {
-        path: path.to_owned(),
-        error,
     })
 }
 
@@ -348,7 +357,14 @@ mod tests {
         ));
 
         let new = StoreKey::new("second key").unwrap();
+        let before = decrypt_config_text(&paths.config, &key).unwrap();
         rekey(&paths, &key, &new).unwrap();
+        let after = decrypt_config_text(&paths.config, &new).unwrap();
+        assert_eq!(
+            before.as_str(),
+            after.as_str(),
+            "plaintext kept byte for byte"
+        );
         assert!(matches!(
             Store::open(&paths, &key),
             Err(CryptError::WrongKey { .. })

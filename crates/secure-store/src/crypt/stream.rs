@@ -3,8 +3,10 @@
 //! Blocks are independent (each has its own nonce: file nonce + index), so
 //! a batch of blocks is sealed or opened on all cores at once. A batch is
 //! [`BATCH_BLOCKS`] blocks (1 MiB of plaintext): memory stays the same for
-//! a 1 KiB and a 1 TiB file, and a small file gets a small buffer. Plaintext
-//! buffers are zeroized when dropped.
+//! a 1 KiB and a 1 TiB file. Buffers come from a small per-thread pool
+//! ([`Scratch`]) so that ten thousand small files do not cost ten thousand
+//! allocations, and every byte a buffer held is zeroized before it goes
+//! back to the pool.
 
 use std::io::{self, Read, Write};
 
@@ -13,7 +15,7 @@ use ssformat::rclone::content::{
     self, BlockCipher, ContentError, FileNonce, BLOCK_DATA_SIZE, BLOCK_OVERHEAD, BLOCK_SIZE,
     HEADER_SIZE,
 };
-use zeroize::Zeroizing;
+use zeroize::Zeroize;
 
 /// Blocks per batch: enough to keep two cores busy, small enough for a Pi.
 pub const BATCH_BLOCKS: usize = 16;
@@ -41,11 +43,116 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-/// Blocks in the first batch for a file of `size_hint` plaintext bytes:
-/// small files get a small buffer, large ones a full batch.
+/// Size of every pooled buffer: the largest batch either way.
+const SCRATCH_SIZE: usize = BATCH_BLOCKS * BLOCK_SIZE;
+/// Buffers each thread keeps for reuse (four per file in flight).
+const SCRATCH_KEPT: usize = 4;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A batch buffer borrowed from this thread's pool. It remembers how far
+/// it was written (`dirty`) and zeroizes exactly that much when dropped,
+/// before going back to the pool.
+struct Scratch {
+    data: Vec<u8>,
+    dirty: usize,
+}
+
+impl Scratch {
+    fn take() -> Scratch {
+        let data = SPARE
+            .with(|pool| pool.borrow_mut().pop())
+            .unwrap_or_else(|| vec![0u8; SCRATCH_SIZE]);
+        Scratch { data, dirty: 0 }
+    }
+
+    /// Fills the buffer's first bytes with `write`, which returns how many
+    /// it wrote; those are the ones to zeroize later.
+    fn fill<E>(
+        &mut self,
+        len: usize,
+        write: impl FnOnce(&mut [u8]) -> Result<usize, E>,
+    ) -> Result<usize, E> {
+        let result = write(&mut self.data[..len]);
+        // On error the callee may have written anything up to `len`.
+        let used = *result.as_ref().unwrap_or(&len);
+        self.dirty = self.dirty.max(used);
+        result
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        self.data[..self.dirty].zeroize();
+        let data = std::mem::take(&mut self.data);
+        SPARE.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            if pool.len() < SCRATCH_KEPT {
+                pool.push(data);
+            }
+        });
+    }
+}
+
+/// Blocks in a batch for a file of `size_hint` plaintext bytes: small
+/// files get small buffers, large ones a full batch.
 fn batch_for(size_hint: u64) -> usize {
     let blocks = size_hint / BLOCK_DATA_SIZE as u64 + 1;
     blocks.min(BATCH_BLOCKS as u64) as usize
+}
+
+/// Transforms one batch: (index of its first block, input, output buffer)
+/// to the length of output written.
+type Batch<'a> = &'a (dyn Fn(u64, &[u8], &mut [u8]) -> Result<usize, ContentError> + Sync);
+
+/// Runs `transform` over `input` batch by batch, overlapping the I/O with
+/// the crypto: while batch k is transformed (itself on all cores), batch
+/// k-1 is written and batch k+1 read. Four [`Scratch`] buffers (either
+/// side may be plaintext). A failed batch is never written, and nothing
+/// after it is. Returns the input and output lengths.
+fn pipeline(
+    input: &mut (impl Read + Send),
+    output: &mut (impl Write + Send),
+    in_batch: usize,
+    out_batch: usize,
+    in_block: usize,
+    transform: Batch<'_>,
+    on_batch: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(u64, u64), StreamError> {
+    let (mut cur_in, mut next_in) = (Scratch::take(), Scratch::take());
+    let (mut cur_out, mut prev_out) = (Scratch::take(), Scratch::take());
+    let mut prev_len = 0;
+    let mut n = cur_in.fill(in_batch, |buf| read_full(input, buf))?;
+    let mut index = 0u64;
+    let (mut in_total, mut out_total) = (0u64, 0u64);
+    while n > 0 {
+        let last = n < in_batch;
+        let (io, done) = rayon::join(
+            || -> io::Result<usize> {
+                output.write_all(&prev_out.data[..prev_len])?;
+                if last {
+                    Ok(0)
+                } else {
+                    next_in.fill(in_batch, |buf| read_full(input, buf))
+                }
+            },
+            || cur_out.fill(out_batch, |buf| transform(index, &cur_in.data[..n], buf)),
+        );
+        let out_len = done?;
+        let next_n = io?;
+        on_batch(n, out_len);
+        index += n.div_ceil(in_block) as u64;
+        in_total += n as u64;
+        out_total += out_len as u64;
+        std::mem::swap(&mut cur_in, &mut next_in);
+        std::mem::swap(&mut cur_out, &mut prev_out);
+        prev_len = out_len;
+        n = next_n;
+    }
+    output.write_all(&prev_out.data[..prev_len])?;
+    Ok((in_total, out_total))
 }
 
 /// Encrypts `input` into `output` (header, then blocks). `size_hint` is
@@ -54,41 +161,36 @@ fn batch_for(size_hint: u64) -> usize {
 pub fn seal(
     cipher: &BlockCipher,
     nonce: &FileNonce,
-    input: &mut impl Read,
-    output: &mut impl Write,
+    input: &mut (impl Read + Send),
+    output: &mut (impl Write + Send),
     size_hint: u64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, StreamError> {
-    let blocks = batch_for(size_hint);
-    let mut plain = Zeroizing::new(vec![0u8; blocks * BLOCK_DATA_SIZE]);
-    let mut sealed = vec![0u8; blocks * BLOCK_SIZE];
     output.write_all(&content::header(nonce))?;
-    let mut index = 0u64;
-    let mut total = 0u64;
-    loop {
-        let n = read_full(input, &mut plain)?;
-        if n == 0 {
-            break;
-        }
-        let count = n.div_ceil(BLOCK_DATA_SIZE);
-        let out_len = n + count * BLOCK_OVERHEAD;
+    let blocks = batch_for(size_hint);
+    let seal_batch = |index: u64, plain: &[u8], sealed: &mut [u8]| {
+        let count = plain.len().div_ceil(BLOCK_DATA_SIZE);
+        let out_len = plain.len() + count * BLOCK_OVERHEAD;
         sealed[..out_len]
             .par_chunks_mut(BLOCK_SIZE)
-            .zip(plain[..n].par_chunks(BLOCK_DATA_SIZE))
+            .zip(plain.par_chunks(BLOCK_DATA_SIZE))
             .enumerate()
             .for_each(|(i, (out, p))| {
                 let out = &mut out[..p.len() + BLOCK_OVERHEAD];
                 cipher.seal_into(nonce, index + i as u64, p, out);
             });
-        output.write_all(&sealed[..out_len])?;
-        index += count as u64;
-        total += n as u64;
-        progress(n as u64);
-        if n < plain.len() {
-            break;
-        }
-    }
-    Ok(total)
+        Ok(out_len)
+    };
+    let (plain, _) = pipeline(
+        input,
+        output,
+        blocks * BLOCK_DATA_SIZE,
+        blocks * BLOCK_SIZE,
+        BLOCK_DATA_SIZE,
+        &seal_batch,
+        &|plain, _| progress(plain as u64),
+    )?;
+    Ok(plain)
 }
 
 /// Decrypts `input` (header, then blocks) into `output`, authenticating
@@ -96,8 +198,8 @@ pub fn seal(
 /// length. `progress` is called with plaintext bytes done.
 pub fn open(
     cipher: &BlockCipher,
-    input: &mut impl Read,
-    output: &mut impl Write,
+    input: &mut (impl Read + Send),
+    output: &mut (impl Write + Send),
     size_hint: u64,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<u64, StreamError> {
@@ -105,38 +207,34 @@ pub fn open(
     let got = read_full(input, &mut head)?;
     let nonce = content::parse_header(&head[..got])?;
     let blocks = batch_for(size_hint);
-    let mut sealed = vec![0u8; blocks * BLOCK_SIZE];
-    let mut plain = Zeroizing::new(vec![0u8; blocks * BLOCK_DATA_SIZE]);
-    let mut index = 0u64;
-    let mut total = 0u64;
-    loop {
-        let n = read_full(input, &mut sealed)?;
-        if n == 0 {
-            break;
+    let open_batch = |index: u64, sealed: &[u8], plain: &mut [u8]| {
+        let tail = sealed.len() % BLOCK_SIZE;
+        if tail != 0 && tail <= BLOCK_OVERHEAD {
+            return Err(ContentError::TruncatedBlock);
         }
-        if n % BLOCK_SIZE != 0 && n % BLOCK_SIZE <= BLOCK_OVERHEAD {
-            return Err(ContentError::TruncatedBlock.into());
-        }
-        let count = n.div_ceil(BLOCK_SIZE);
-        let out_len = n - count * BLOCK_OVERHEAD;
+        let count = sealed.len().div_ceil(BLOCK_SIZE);
+        let out_len = sealed.len() - count * BLOCK_OVERHEAD;
         plain[..out_len]
             .par_chunks_mut(BLOCK_DATA_SIZE)
-            .zip(sealed[..n].par_chunks(BLOCK_SIZE))
+            .zip(sealed.par_chunks(BLOCK_SIZE))
             .enumerate()
             .try_for_each(|(i, (out, block))| {
                 cipher
                     .open_into(&nonce, index + i as u64, block, out)
                     .map(|_| ())
             })?;
-        output.write_all(&plain[..out_len])?;
-        index += count as u64;
-        total += out_len as u64;
-        progress(out_len as u64);
-        if n < sealed.len() {
-            break;
-        }
-    }
-    Ok(total)
+        Ok(out_len)
+    };
+    let (_, plain) = pipeline(
+        input,
+        output,
+        blocks * BLOCK_SIZE,
+        blocks * BLOCK_DATA_SIZE,
+        BLOCK_SIZE,
+        &open_batch,
+        &|_, plain| progress(plain as u64),
+    )?;
+    Ok(plain)
 }
 
 #[cfg(test)]

@@ -64,12 +64,20 @@ pub struct Listing {
     pub files: Vec<StoredFile>,
 }
 
+impl Listing {
+    /// Plaintext bytes of all files whose size is valid.
+    pub fn plain_total(&self) -> u64 {
+        self.files.iter().filter_map(|f| f.plain_size().ok()).sum()
+    }
+}
+
 /// Progress callback: plaintext bytes done.
 pub type Progress<'a> = &'a (dyn Fn(u64) + Sync);
 
-/// A source tree to encrypt.
+/// A source tree to encrypt, walked once ([`plan_source`]).
 #[derive(Debug, Default)]
-struct SourcePlan {
+pub struct SourcePlan {
+    src: PathBuf,
     dirs: Vec<String>,
     files: Vec<(PathBuf, String, u64)>,
     skipped: u64,
@@ -105,8 +113,19 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
-fn plan_source(src: &Path, skip_symlinks: bool) -> Result<SourcePlan, CryptError> {
-    let mut plan = SourcePlan::default();
+impl SourcePlan {
+    /// Plaintext bytes to encrypt.
+    pub fn total_bytes(&self) -> u64 {
+        self.files.iter().map(|f| f.2).sum()
+    }
+}
+
+/// Walks the file or folder `src`: what `store encrypt` will read.
+pub fn plan_source(src: &Path, skip_symlinks: bool) -> Result<SourcePlan, CryptError> {
+    let mut plan = SourcePlan {
+        src: src.to_owned(),
+        ..SourcePlan::default()
+    };
     let meta = fs::symlink_metadata(src).map_err(CryptError::io(src))?;
     if meta.is_file() {
         plan.files
@@ -167,16 +186,15 @@ pub fn source_size(src: &Path, skip_symlinks: bool) -> Result<u64, CryptError> {
         .sum())
 }
 
-/// Encrypts the file or folder `src` into the store. Files already in the
-/// store under the same name are replaced atomically; other files in the
-/// store are left alone (copy, not sync).
+/// Encrypts a planned source into the store. Files already in the store
+/// under the same name are replaced atomically; other files in the store
+/// are left alone (copy, not sync).
 pub fn encrypt_tree(
     store: &Store,
-    src: &Path,
-    skip_symlinks: bool,
+    plan: &SourcePlan,
     progress: Progress<'_>,
 ) -> Result<Summary, CryptError> {
-    let plan = plan_source(src, skip_symlinks)?;
+    let src = &plan.src;
     let names = store.names();
     let encrypted = |rel: &str, is_dir: bool| {
         names
@@ -316,14 +334,14 @@ fn check_component(plain: &str, path: &Path) -> Result<(), CryptError> {
     }
 }
 
-/// Decrypts the whole store into `dest`, which must not exist. The result
+/// Decrypts the listed store into `dest`, which must not exist. The result
 /// appears all at once (folders 0700, files 0600) or not at all.
 pub fn decrypt_tree(
     store: &Store,
+    listing: &Listing,
     dest: &Path,
     progress: Progress<'_>,
 ) -> Result<Summary, CryptError> {
-    let listing = list(store)?;
     let staging = TempDir::beside(dest).map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
             CryptError::Exists {
@@ -373,7 +391,7 @@ pub fn decrypt_tree(
 fn decrypt_file(
     store: &Store,
     file: &StoredFile,
-    mut out: impl io::Write,
+    mut out: impl io::Write + Send,
     progress: Progress<'_>,
 ) -> Result<u64, CryptError> {
     let input = File::open(&file.encrypted).map_err(CryptError::io(&file.encrypted))?;
@@ -411,8 +429,11 @@ pub struct VerifyReport {
 /// Decrypts every name and authenticates every block of every file,
 /// writing nothing. Keeps going after a bad file so that the report is
 /// complete; a bad name makes the listing itself fail.
-pub fn verify(store: &Store, progress: Progress<'_>) -> Result<VerifyReport, CryptError> {
-    let listing = list(store)?;
+pub fn verify(
+    store: &Store,
+    listing: &Listing,
+    progress: Progress<'_>,
+) -> Result<VerifyReport, CryptError> {
     let results: Vec<Result<u64, CryptError>> = listing
         .files
         .par_iter()
