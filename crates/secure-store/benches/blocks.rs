@@ -1,6 +1,8 @@
-//! Block-level throughput: our rclone block functions against the bare
-//! XSalsa20-Poly1305 primitive they wrap (one core), and the parallel
-//! streaming path over an in-memory file (all cores).
+//! Block-level throughput: our rclone block functions (`ours`, on our
+//! multi-block secretbox `ssformat::rclone::secretbox`) against RustCrypto's
+//! `crypto_secretbox` (`primitive`, the one-block-at-a-time XSalsa20-Poly1305
+//! they used to wrap) and our secretbox alone (`secretbox`), one core; and
+//! the parallel streaming path over an in-memory file (all cores).
 //!
 //! `cargo bench -p secure-store --bench blocks`; numbers go in
 //! docs/BENCHMARKS.md (scripts/bench runs this).
@@ -11,11 +13,13 @@ use crypto_secretbox::XSalsa20Poly1305;
 use secure_store::crypt::stream;
 use ssformat::rclone::content::{BlockCipher, FileNonce, BLOCK_DATA_SIZE, BLOCK_SIZE};
 use ssformat::rclone::keys::CryptKeys;
+use ssformat::rclone::secretbox;
 
 fn primitives(c: &mut Criterion) {
     let keys = CryptKeys::from_bytes(&[7u8; 80]);
     let ours = BlockCipher::new(&keys);
     let raw = XSalsa20Poly1305::new(keys.data_key().into());
+    let bare = secretbox::XSalsa20Poly1305::new(keys.data_key());
     let nonce = FileNonce([1u8; 24]);
     let plain = vec![0x5au8; BLOCK_DATA_SIZE];
     let mut sealed = vec![0u8; BLOCK_SIZE];
@@ -53,6 +57,19 @@ fn primitives(c: &mut Criterion) {
     group.bench_function("ours-open", |b| {
         b.iter(|| {
             ours.open_into(&nonce, 3, black_box(&sealed), &mut opened)
+                .unwrap()
+        })
+    });
+    // Our secretbox in place, the same work as `primitive-*` above.
+    group.bench_function("secretbox-seal-in-place", |b| {
+        let mut buf = sealed.clone();
+        b.iter(|| bare.seal_in_place(&nonce.for_block(3), black_box(&mut buf)))
+    });
+    group.bench_function("secretbox-open-in-place", |b| {
+        let mut buf = sealed.clone();
+        b.iter(|| {
+            buf.copy_from_slice(&sealed);
+            bare.open_in_place(&nonce.for_block(3), black_box(&mut buf))
                 .unwrap()
         })
     });

@@ -31,8 +31,6 @@ use std::fmt;
 
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::{alphabet, Engine as _};
-use crypto_secretbox::aead::{Aead, KeyInit};
-use crypto_secretbox::{Key, Nonce, XSalsa20Poly1305};
 use sha2::{Digest, Sha256};
 use unicode_normalization::UnicodeNormalization;
 use zeroize::{Zeroize, Zeroizing};
@@ -40,6 +38,7 @@ use zeroize::{Zeroize, Zeroizing};
 use super::keys::{CryptKeys, KeyError};
 use super::name::{NameCipher, NameEncoding, NameMode};
 use super::obscure::{obscure, reveal, without_newlines, ObscureError};
+use super::secretbox::XSalsa20Poly1305;
 
 /// The line that marks an encrypted config.
 pub const ENCRYPTED_PREFIX: &str = "RCLONE_ENCRYPT_V0:";
@@ -398,14 +397,20 @@ impl ConfigFile {
 /// config rclone can read back. Where goconfig's writer would lose
 /// something we write what its reader understands instead:
 ///
-/// - a value with a backtick, surrounding white space or a leading `"""`
-///   is wrapped in backticks (goconfig writes `"…"`, which it then reads
-///   with the quotes, and drops the white space);
-/// - a key that would read as something else (a comment, a section, a
+/// - a value with a backtick but no `"`, surrounding white space or (six
+///   bytes or more and) a leading `"""` is wrapped in backticks (goconfig
+///   writes `"…"`, which it then reads with the quotes, drops the white
+///   space and unquotes the `"""`); one with both a backtick and a `"` is
+///   wrapped in `"""`, as goconfig does;
+/// - a key that would read as something else (a comment, a quoted or a
 ///   numbered `-` key, or with white space) is quoted like one holding `=`;
+/// - a key starting with `[` is not quoted (goconfig does not either), but
+///   a value ending with `]` after it is wrapped in backticks (goconfig
+///   writes `[key = value]`, which it then reads as a section);
 /// - a `DEFAULT` section keeps its header unless it comes first with keys
 ///   and no comments (goconfig always drops it, which moves its keys into
-///   the previous section).
+///   the previous section), or its first line would be a key starting with
+///   U+FEFF (goconfig then reads that for a byte-order mark and drops it).
 ///
 /// So `ConfigFile::parse(&config.to_string())` gives `config` back.
 impl fmt::Display for ConfigFile {
@@ -414,10 +419,16 @@ impl fmt::Display for ConfigFile {
             for comment in &section.comments {
                 writeln!(f, "{comment}")?;
             }
+            // A first line starting with U+FEFF would be read as a
+            // byte-order mark and dropped. A key that does cannot always be
+            // quoted (it may hold both quotes; found by fuzz/config), but it
+            // can follow the header.
             let headerless = index == 0
                 && section.name == DEFAULT_SECTION
                 && section.comments.is_empty()
-                && !section.entries.is_empty();
+                && section.entries.first().is_some_and(|first| {
+                    !first.comments.is_empty() || !quote_key(&first.key).starts_with('\u{FEFF}')
+                });
             if !headerless {
                 writeln!(f, "[{}]", section.name)?;
             }
@@ -433,7 +444,8 @@ impl fmt::Display for ConfigFile {
                 } else {
                     quote_key(&entry.key)
                 };
-                writeln!(f, "{key} = {}", quote_value(&entry.value))?;
+                let value = quote_value(&entry.value, key.starts_with('['));
+                writeln!(f, "{key} = {value}")?;
             }
             writeln!(f)?;
         }
@@ -443,14 +455,22 @@ impl fmt::Display for ConfigFile {
 
 /// goconfig's key quoting on writing, extended to every key that would not
 /// read back as itself.
+///
+/// A key starting with `[` or U+FEFF is written as it is, as goconfig does
+/// (see [`ConfigFile`]'s `Display` for the lines where that would not read
+/// back): read without quotes, it may hold both a backtick and a `"`, and
+/// end with `"`, which no quoting holds (found by fuzz/config).
 fn quote_key(key: &str) -> String {
     let needs_quotes =
-        key.contains(['=', ':']) || key.starts_with(['#', ';', '[', '"', '`']) || key != key.trim();
+        key.contains(['=', ':']) || key.starts_with(['#', ';', '"', '`']) || key != key.trim();
     if !needs_quotes {
         key.to_owned()
     } else if !key.contains('`') {
         format!("`{key}`")
     } else if key.contains('"') {
+        // Only a key read in `"""` quotes gets here holding both (the
+        // others need no quotes, and `Section::try_set` refuses them), so
+        // it holds no `"""` and does not end with `"`: it reads back.
         format!("\"\"\"{key}\"\"\"")
     } else {
         format!("\"{key}\"")
@@ -458,10 +478,18 @@ fn quote_key(key: &str) -> String {
 }
 
 /// Values are written as they are, except those goconfig's reader would
-/// change, which go in backticks (its reader takes everything up to the
-/// last backtick).
-fn quote_value(value: &str) -> String {
-    if value.contains('`') || value.starts_with("\"\"\"") || value != value.trim() {
+/// change: in `"""` quotes as goconfig writes them if they hold a backtick
+/// and a `"`, otherwise in backticks (its reader takes everything up to the
+/// last one). `after_bracket` says the line starts with `[`, so a value
+/// ending with `]` would make it read as a section.
+fn quote_value(value: &str, after_bracket: bool) -> String {
+    if value.contains('`') && value.contains('"') {
+        format!("\"\"\"{value}\"\"\"")
+    } else if value.contains('`')
+        || (value.len() >= 6 && value.starts_with("\"\"\""))
+        || value != value.trim()
+        || (after_bracket && value.ends_with(']'))
+    {
         format!("`{value}`")
     } else {
         value.to_owned()
@@ -528,13 +556,10 @@ pub fn try_encrypt_config(
 }
 
 fn seal(plaintext: &str, key: &[u8; 32], nonce: [u8; 24]) -> String {
-    let cipher = XSalsa20Poly1305::new(Key::from_slice(key));
-    let sealed = cipher
-        .encrypt(Nonce::from_slice(&nonce), plaintext.as_bytes())
-        .expect("secretbox encryption of an in-memory buffer cannot fail");
-    let mut blob = Vec::with_capacity(NONCE_LEN + sealed.len());
-    blob.extend_from_slice(&nonce);
-    blob.extend_from_slice(&sealed);
+    let mut blob = vec![0u8; NONCE_LEN + TAG_LEN + plaintext.len()];
+    let (nonce_out, sealed) = blob.split_at_mut(NONCE_LEN);
+    nonce_out.copy_from_slice(&nonce);
+    XSalsa20Poly1305::new(key).seal_into(&nonce, plaintext.as_bytes(), sealed);
     format!(
         "{ENCRYPTED_HEADER}{ENCRYPTED_PREFIX}\n{}",
         STANDARD_LENIENT.encode(&blob)
@@ -560,9 +585,11 @@ pub fn decrypt_config(text: &str, password: &str) -> Result<Zeroizing<String>, C
         return Err(ConfigError::Malformed("too short"));
     }
     let key = config_key(password)?;
-    let cipher = XSalsa20Poly1305::new(Key::from_slice(&key[..]));
-    let plain = cipher
-        .decrypt(Nonce::from_slice(&blob[..NONCE_LEN]), &blob[NONCE_LEN..])
+    let (nonce, sealed) = blob.split_at(NONCE_LEN);
+    let nonce: &[u8; NONCE_LEN] = nonce.try_into().expect("split at the nonce length");
+    let mut plain = vec![0u8; sealed.len() - TAG_LEN];
+    XSalsa20Poly1305::new(&key)
+        .open_into(nonce, sealed, &mut plain)
         .map_err(|_| ConfigError::WrongPassword)?;
     match String::from_utf8(plain) {
         Ok(text) => Ok(Zeroizing::new(text)),
@@ -852,6 +879,17 @@ mod tests {
     }
 
     #[test]
+    fn fuzz_regression_bom_key_on_a_headerless_first_line() {
+        // fuzz/config found these: a key that is a byte-order mark, in the
+        // headerless DEFAULT section, read back as an empty key.
+        for input in ["\n\u{FEFF}=", "\n\u{FEFF}=00000000: 0aef bbbf 3d    ....="] {
+            let config = ConfigFile::parse(input).unwrap();
+            let again = ConfigFile::parse(&config.to_string()).unwrap();
+            assert_eq!(again, config, "{input:?}");
+        }
+    }
+
+    #[test]
     fn awkward_keys_and_values_survive_a_round_trip() {
         let mut config = ConfigFile::default();
         let s = config.add_section("a");
@@ -989,9 +1027,8 @@ mod tests {
         ));
         // Not UTF-8 inside.
         let key = config_key("pw").unwrap();
-        let sealed = XSalsa20Poly1305::new(Key::from_slice(&key[..]))
-            .encrypt(Nonce::from_slice(&[1; 24]), &[0xFF, 0xFE][..])
-            .unwrap();
+        let mut sealed = [0u8; 2 + TAG_LEN];
+        XSalsa20Poly1305::new(&key).seal_into(&[1; 24], &[0xFF, 0xFE], &mut sealed);
         let bad = format!(
             "{ENCRYPTED_PREFIX}\n{}",
             STANDARD_LENIENT.encode([&[1u8; 24][..], &sealed].concat())
@@ -1195,6 +1232,112 @@ mod tests {
         fn parsing_anything_never_panics(text in "[\\PC\n\r\t]{0,200}") {
             let _ = ConfigFile::parse(&text);
             let _ = decrypt_config(&text, "pw");
+        }
+    }
+
+    #[test]
+    fn fuzz_regression_unquotable_key_starting_with_a_bracket_or_a_bom() {
+        // fuzz/config found the first: a key read without quotes that starts
+        // with `[` (so was quoted on writing), holds a backtick and ends with
+        // `"`, which none of goconfig's quotes can hold. The others, from the
+        // proptest below, are the same with `"""` inside, or with a U+FEFF
+        // (quoted on writing too) on the first line or not.
+        for input in [
+            "\n[tpeT\0\0\0\0\0\0\0\0\0\0\0\0$\0\0\0` \0\0\0\u{14}\0\0\"==",
+            "[`\"=",
+            "[`\"\"\"x = v]",
+            "\u{FEFF}\u{FEFF}`\"=",
+            " \u{FEFF}`\":",
+            "[=\n\u{FEFF}`\":",
+            "[a]\n\u{FEFF}`\"=",
+        ] {
+            let config = ConfigFile::parse(input).unwrap();
+            let again = ConfigFile::parse(&config.to_string()).unwrap();
+            assert_eq!(again, config, "{input:?}");
+        }
+        // They are written as goconfig writes them, where that reads back.
+        let config = ConfigFile::parse("[a]\n[k = v\n[k2 = `v]`\n\u{FEFF}k = \"`\n").unwrap();
+        assert_eq!(
+            config.to_string(),
+            "[a]\n[k = v\n[k2 = `v]`\n\u{FEFF}k = \"\"\"\"`\"\"\"\n\n"
+        );
+    }
+
+    /// goconfig's own writer (`SaveConfigData`), to hold ours to it.
+    fn goconfig_write(config: &ConfigFile) -> String {
+        let quote = |text: &str| {
+            if !text.contains('`') {
+                format!("`{text}`")
+            } else if text.contains('"') {
+                format!("\"\"\"{text}\"\"\"")
+            } else {
+                format!("\"{text}\"")
+            }
+        };
+        let mut out = String::new();
+        for section in &config.sections {
+            for comment in &section.comments {
+                out += &format!("{comment}\n");
+            }
+            if section.name != DEFAULT_SECTION {
+                out += &format!("[{}]\n", section.name);
+            }
+            for entry in &section.entries {
+                for comment in &entry.comments {
+                    out += &format!("{comment}\n");
+                }
+                let key = match &entry.key {
+                    key if key.starts_with('#') => "-".to_owned(),
+                    key if key.contains(['=', ':']) => quote(key),
+                    key => key.clone(),
+                };
+                let value = match &entry.value {
+                    value if value.contains('`') && value.contains('"') => quote(value),
+                    value if value.contains('`') => format!("\"{value}\""),
+                    value => value.clone(),
+                };
+                out += &format!("{key} = {value}\n");
+            }
+            out += "\n";
+        }
+        out
+    }
+
+    /// A regex class of the characters that goconfig's rules look at.
+    const SYNTAX: &str = "[\\[\\]`\"=:#;\\- \t\r\u{FEFF}a]";
+
+    fn syntax(regex: &str) -> impl Strategy<Value = String> {
+        proptest::string::string_regex(regex).expect("a valid regex")
+    }
+
+    proptest! {
+        // Cheap cases, and the ones that matter are rare.
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// What the fuzz target checks, from lines made of the characters
+        /// that goconfig's rules look at: it finds in a second what
+        /// fuzz/config took hours to find. And where goconfig's own output
+        /// reads back unchanged, ours is the same, byte for byte.
+        #[test]
+        fn parsed_configs_of_syntax_characters_write_back(
+            bom in any::<bool>(),
+            lines in proptest::collection::vec(
+                prop_oneof![
+                    syntax(&format!("{SYNTAX}{{0,6}}[=:]{SYNTAX}{{0,8}}")),
+                    syntax(&format!("{SYNTAX}{{0,12}}")),
+                ],
+                1..5,
+            ),
+        ) {
+            let text = format!("{}{}", if bom { "\u{FEFF}" } else { "" }, lines.join("\n"));
+            if let Ok(config) = ConfigFile::parse(&text) {
+                let written = config.to_string();
+                prop_assert_eq!(&ConfigFile::parse(&written).unwrap(), &config, "{:?}", written);
+                let theirs = goconfig_write(&config);
+                if ConfigFile::parse(&theirs).is_ok_and(|back| back == config) {
+                    prop_assert_eq!(written, theirs);
+                }
+            }
         }
     }
 }

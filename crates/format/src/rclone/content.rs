@@ -32,11 +32,10 @@
 use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use crypto_secretbox::aead::{AeadInPlace, KeyInit};
-use crypto_secretbox::{Key, Nonce, Tag, XSalsa20Poly1305};
 use zeroize::{Zeroize, Zeroizing};
 
 use super::keys::CryptKeys;
+use super::secretbox::XSalsa20Poly1305;
 
 /// The first 8 bytes of every rclone crypt file.
 pub const MAGIC: &[u8; 8] = b"RCLONE\0\0";
@@ -204,7 +203,8 @@ pub fn parse_header(bytes: &[u8]) -> Result<FileNonce, ContentError> {
 /// every copy is zeroized when dropped. `Debug` is redacted.
 #[derive(Clone)]
 pub struct BlockCipher {
-    // `SecretBox` zeroizes its key in its own `Drop`.
+    // Our multi-block secretbox (`super::secretbox`); it zeroizes its key
+    // when dropped.
     aead: XSalsa20Poly1305,
 }
 
@@ -212,7 +212,7 @@ impl BlockCipher {
     /// A cipher keyed with the crypt remote's data key.
     pub fn new(keys: &CryptKeys) -> Self {
         BlockCipher {
-            aead: XSalsa20Poly1305::new(Key::from_slice(keys.data_key())),
+            aead: XSalsa20Poly1305::new(keys.data_key()),
         }
     }
 
@@ -228,8 +228,12 @@ impl BlockCipher {
             plain.len() + BLOCK_OVERHEAD,
             "output must be the plaintext length plus 16"
         );
-        out[BLOCK_OVERHEAD..].copy_from_slice(plain);
-        self.seal_in_place(nonce, index, out);
+        assert!(
+            plain.len() <= BLOCK_DATA_SIZE,
+            "a block holds 0..=65536 plaintext bytes after a 16-byte tag"
+        );
+        // Encrypts while copying: no separate `memcpy`.
+        self.aead.seal_into(&nonce.for_block(index), plain, out);
     }
 
     /// Seals a block in place: on entry `block[16..]` is the plaintext (the
@@ -242,13 +246,7 @@ impl BlockCipher {
             (BLOCK_OVERHEAD..=BLOCK_SIZE).contains(&block.len()),
             "a block holds 0..=65536 plaintext bytes after a 16-byte tag"
         );
-        let nonce = Nonce::from(nonce.for_block(index));
-        let (tag_out, data) = block.split_at_mut(BLOCK_OVERHEAD);
-        let tag = self
-            .aead
-            .encrypt_in_place_detached(&nonce, b"", data)
-            .expect("secretbox sealing cannot fail without associated data");
-        tag_out.copy_from_slice(&tag);
+        self.aead.seal_in_place(&nonce.for_block(index), block);
     }
 
     /// Opens block `index` (tag ‖ ciphertext) of the file with `nonce` into
@@ -270,12 +268,16 @@ impl BlockCipher {
         out: &mut [u8],
     ) -> Result<usize, ContentError> {
         check_block_len(block.len())?;
-        let (tag, data) = block.split_at(BLOCK_OVERHEAD);
-        let out = &mut out[..data.len()];
-        out.copy_from_slice(data);
-        if let Err(err) = self.open_detached(nonce, index, tag, out) {
+        let out = &mut out[..block.len() - BLOCK_OVERHEAD];
+        // The tag is checked before anything is written to `out`; the
+        // plaintext is then decrypted while copying.
+        if self
+            .aead
+            .open_into(&nonce.for_block(index), block, out)
+            .is_err()
+        {
             out.zeroize();
-            return Err(err);
+            return Err(ContentError::BadBlock { index });
         }
         Ok(out.len())
     }
@@ -290,24 +292,12 @@ impl BlockCipher {
         block: &mut [u8],
     ) -> Result<usize, ContentError> {
         check_block_len(block.len())?;
-        let (tag, data) = block.split_at_mut(BLOCK_OVERHEAD);
-        self.open_detached(nonce, index, tag, data)?;
-        Ok(data.len())
-    }
-
-    fn open_detached(
-        &self,
-        nonce: &FileNonce,
-        index: u64,
-        tag: &[u8],
-        data: &mut [u8],
-    ) -> Result<(), ContentError> {
-        let nonce = Nonce::from(nonce.for_block(index));
-        // The tag is checked before any byte of `data` is decrypted, so a
-        // failure leaves `data` as it was.
+        // The tag is checked before any byte is decrypted, so a failure
+        // leaves `block` as it was.
         self.aead
-            .decrypt_in_place_detached(&nonce, b"", data, Tag::from_slice(tag))
-            .map_err(|_| ContentError::BadBlock { index })
+            .open_in_place(&nonce.for_block(index), block)
+            .map_err(|_| ContentError::BadBlock { index })?;
+        Ok(block.len() - BLOCK_OVERHEAD)
     }
 }
 

@@ -5,6 +5,8 @@
 //! - [`keys`]: scrypt key derivation from the crypt password(s).
 //! - [`content`]: file header and 64 KiB XSalsa20-Poly1305 blocks, with a
 //!   streaming writer and a seekable reader.
+//! - [`secretbox`]: NaCl secretbox (XSalsa20-Poly1305), several Salsa20
+//!   blocks at once, for the content blocks and the encrypted config.
 //! - [`name`]: file and directory name encryption (standard EME, obfuscate,
 //!   off) in every encoding rclone offers.
 //! - [`obscure`]: the reversible "obscured" passwords of rclone configs.
@@ -14,5 +16,7 @@ pub mod base32768;
 pub mod config;
 pub mod content;
 pub mod keys;
+pub mod local;
 pub mod name;
 pub mod obscure;
+pub mod secretbox;

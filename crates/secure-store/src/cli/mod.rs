@@ -44,7 +44,7 @@ pub struct Cli {
     )]
     log_format: LogFormat,
 
-    /// More log output (-v debug, -vv trace). SECURE_STORE_LOG=<filter> overrides.
+    /// More log output (-v debug, -vv trace). SECURE_STORE_LOG=FILTER overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
 

@@ -4,7 +4,7 @@
 //! a batch of blocks is sealed or opened on all cores at once. A batch is
 //! [`BATCH_BLOCKS`] blocks (1 MiB of plaintext): memory stays the same for
 //! a 1 KiB and a 1 TiB file. Buffers come from a small per-thread pool
-//! ([`Scratch`]) so that ten thousand small files do not cost ten thousand
+//! (`Scratch`) so that ten thousand small files do not cost ten thousand
 //! allocations, and every byte a buffer held is zeroized before it goes
 //! back to the pool.
 

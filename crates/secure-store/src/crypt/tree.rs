@@ -11,6 +11,13 @@
 //! - decryption builds the whole result in a private temporary folder and
 //!   renames it into place at the end: on any error nothing is left;
 //! - an existing destination is never overwritten.
+//!
+//! Names on disk are rclone's: rclone's crypt encrypts names in rclone's
+//! internal "Standard" encoding, and its local backend converts between
+//! that and file names on disk ([`ssformat::rclone::local`]). We do the
+//! same, segment by segment, both ways, so that rclone reads every name we
+//! write and we read every name it writes, byte for byte (see
+//! `docs/formats/rclone-names.md`, "On-disk names").
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -20,6 +27,8 @@ use std::path::{Component, Path, PathBuf};
 
 use rayon::prelude::*;
 use ssformat::rclone::content::{self, FileNonce};
+use ssformat::rclone::local;
+use ssformat::rclone::name::{NameCipher, NameError};
 
 use super::output::{self, TempDir, TempFile, TEMP_PREFIX};
 use super::store::Store;
@@ -95,14 +104,28 @@ impl<R: Read> Read for Interruptible<R> {
     }
 }
 
-fn utf8_name(path: &Path) -> Result<String, CryptError> {
+/// The name of a source entry: valid UTF-8, and one that rclone's local
+/// backend reads back as itself (only names with a stray `‛`, U+201B, are
+/// not: rclone reads `a‛b` as `a‛‛b` and cannot open it; whatever we
+/// stored, rclone would decrypt it to a different name).
+fn source_name(path: &Path) -> Result<String, CryptError> {
     let name = path.file_name().unwrap_or_default();
-    name.to_str()
-        .map(str::to_owned)
-        .ok_or_else(|| CryptError::Layout {
+    let name = name.to_str().ok_or_else(|| CryptError::Layout {
+        path: path.to_owned(),
+        reason: "the name is not valid UTF-8; rclone crypt names must be".into(),
+    })?;
+    if !local::is_canonical_disk_name(name) {
+        return Err(CryptError::Layout {
             path: path.to_owned(),
-            reason: "the name is not valid UTF-8; rclone crypt names must be".into(),
-        })
+            reason: format!(
+                "rclone cannot keep this name: it reads it as {:?} and would restore it as {:?} \
+                 (a U+201B quote must be doubled, or come before ␀ or ／); rename it",
+                local::to_standard(name),
+                local::from_standard(&local::to_standard(name)),
+            ),
+        });
+    }
+    Ok(name.to_owned())
 }
 
 fn join(prefix: &str, name: &str) -> String {
@@ -129,7 +152,7 @@ pub fn plan_source(src: &Path, skip_symlinks: bool) -> Result<SourcePlan, CryptE
     let meta = fs::symlink_metadata(src).map_err(CryptError::io(src))?;
     if meta.is_file() {
         plan.files
-            .push((src.to_owned(), utf8_name(src)?, meta.len()));
+            .push((src.to_owned(), source_name(src)?, meta.len()));
         return Ok(plan);
     }
     if !meta.is_dir() {
@@ -144,7 +167,7 @@ pub fn plan_source(src: &Path, skip_symlinks: bool) -> Result<SourcePlan, CryptE
             let entry = entry.map_err(CryptError::io(&dir))?;
             let path = entry.path();
             let meta = fs::symlink_metadata(&path).map_err(CryptError::io(&path))?;
-            let rel = join(&rel, &utf8_name(&path)?);
+            let rel = join(&rel, &source_name(&path)?);
             if meta.file_type().is_symlink() {
                 if skip_symlinks {
                     tracing::warn!(path = %path.display(), "skipping a symbolic link");
@@ -195,16 +218,7 @@ pub fn encrypt_tree(
     progress: Progress<'_>,
 ) -> Result<Summary, CryptError> {
     let src = &plan.src;
-    let names = store.names();
-    let encrypted = |rel: &str, is_dir: bool| {
-        names
-            .try_encrypt_path(rel, is_dir)
-            .map(|p| store.storage().join(p))
-            .map_err(|error| CryptError::Name {
-                path: src.join(rel),
-                error,
-            })
-    };
+    let encrypted = |rel: &str, is_dir: bool| store_path(store, src, rel, is_dir);
     for dir in &plan.dirs {
         make_dir(&encrypted(dir, true)?)?;
     }
@@ -221,6 +235,38 @@ pub fn encrypt_tree(
         bytes,
         skipped: plan.skipped,
     })
+}
+
+/// Where the source entry `rel` (`/`-separated source names) goes in the
+/// store. Each segment goes the way rclone's would: disk name → Standard
+/// name → encrypted → disk name.
+fn store_path(store: &Store, src: &Path, rel: &str, is_dir: bool) -> Result<PathBuf, CryptError> {
+    let names = store.names();
+    let standard: Vec<String> = rel.split('/').map(local::to_standard).collect();
+    let encrypted = names
+        .try_encrypt_path(&standard.join("/"), is_dir)
+        .map_err(|error| CryptError::Name {
+            path: src.join(rel),
+            error,
+        })?;
+    let mut path = store.storage().to_owned();
+    for segment in encrypted.split('/') {
+        let disk = local::from_standard(segment);
+        // A stored name with a `‛` that quotes nothing would be read back,
+        // by rclone and by us, as another name. Never so in mode standard;
+        // obfuscate can rotate a character into a `‛`, and mode off turns
+        // the name `‛．` into `‛．.bin`.
+        if local::to_standard(&disk) != segment {
+            return Err(CryptError::Layout {
+                path: src.join(rel),
+                reason: "rclone cannot keep the stored form of this name: it would read it \
+                         back as another name; rename it"
+                    .into(),
+            });
+        }
+        path.push(disk);
+    }
+    Ok(path)
 }
 
 fn encrypt_file(
@@ -287,10 +333,8 @@ pub fn list(store: &Store) -> Result<Listing, CryptError> {
                 path: path.clone(),
                 error,
             };
-            let plain = if meta.is_dir() {
-                names.decrypt_dir_name(encrypted).map_err(name_error)?
-            } else if meta.is_file() {
-                names.decrypt_file_name(encrypted).map_err(name_error)?
+            let plain = if meta.is_dir() || meta.is_file() {
+                read_name(names, encrypted, meta.is_dir()).map_err(name_error)?
             } else if meta.file_type().is_symlink() {
                 return Err(CryptError::Symlink { path });
             } else {
@@ -319,6 +363,21 @@ pub fn list(store: &Store) -> Result<Listing, CryptError> {
     listing.dirs.sort();
     listing.files.sort_by(|a, b| a.plain.cmp(&b.plain));
     Ok(listing)
+}
+
+/// The plaintext name of the store entry called `disk_name`, as rclone
+/// reads it: the disk name in rclone's Standard encoding is decrypted and
+/// the result turned back into a disk name ([`ssformat::rclone::local`]).
+/// The result is still checked by the caller (single component, no
+/// duplicates); `from_standard` itself never returns `.`, `..`, `/` or NUL.
+fn read_name(names: &NameCipher, disk_name: &str, is_dir: bool) -> Result<String, NameError> {
+    let standard = local::to_standard(disk_name);
+    let plain = if is_dir {
+        names.decrypt_dir_name(&standard)?
+    } else {
+        names.decrypt_file_name(&standard)?
+    };
+    Ok(local::from_standard(&plain))
 }
 
 /// Defence in depth: a decrypted name must be exactly one normal path
