@@ -43,8 +43,13 @@ pub fn interrupted_error() -> io::Error {
     io::Error::other("interrupted by a signal")
 }
 
+/// A name unique within this process (pid and a counter: no syscall per
+/// file). `create_new` catches a stale file of a dead process with the
+/// same pid, and the caller then tries the next name.
 fn temp_name(base: &str) -> String {
-    format!("{base}{}", hex::encode(crate::rng::bytes::<8>()))
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{base}{}.{n}", std::process::id())
 }
 
 /// A file being written under a temporary name in its destination folder.
@@ -80,17 +85,30 @@ impl TempFile {
     /// `dest` is replaced atomically (after the new data is on disk, so a
     /// crash leaves the old or the new file, never a torn one); without,
     /// an existing `dest` is an `AlreadyExists` error and stays untouched.
-    pub fn commit(mut self, dest: &Path, replace: bool) -> io::Result<()> {
+    pub fn commit(self, dest: &Path, replace: bool) -> io::Result<()> {
         if replace {
-            if dest.exists() {
-                self.file.sync_data()?;
-            }
-            fs::rename(&self.path, dest)?;
+            let exists = dest.exists();
+            self.replace(dest, exists)
         } else {
-            // link(2) fails if `dest` exists: a no-clobber rename.
-            fs::hard_link(&self.path, dest)?;
-            fs::remove_file(&self.path)?;
+            self.commit_new(dest)
         }
+    }
+
+    /// [`commit`](Self::commit) with replacement, when the caller already
+    /// knows whether `dest` exists (one `stat` less per file).
+    pub fn replace(mut self, dest: &Path, exists: bool) -> io::Result<()> {
+        if exists {
+            self.file.sync_data()?;
+        }
+        fs::rename(&self.path, dest)?;
+        self.done = true;
+        Ok(())
+    }
+
+    fn commit_new(mut self, dest: &Path) -> io::Result<()> {
+        // link(2) fails if `dest` exists: a no-clobber rename.
+        fs::hard_link(&self.path, dest)?;
+        fs::remove_file(&self.path)?;
         self.done = true;
         Ok(())
     }

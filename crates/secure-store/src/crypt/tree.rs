@@ -219,14 +219,27 @@ pub fn encrypt_tree(
 ) -> Result<Summary, CryptError> {
     let src = &plan.src;
     let encrypted = |rel: &str, is_dir: bool| store_path(store, src, rel, is_dir);
+    let mut dirs = vec![store.storage().to_owned()];
     for dir in &plan.dirs {
-        make_dir(&encrypted(dir, true)?)?;
+        let path = encrypted(dir, true)?;
+        make_dir(&path)?;
+        dirs.push(path);
+    }
+    // What is already there, one read_dir per folder instead of a stat per
+    // file: a file that replaces another is synced before the rename.
+    let mut existing = std::collections::HashSet::new();
+    for dir in &dirs {
+        for entry in fs::read_dir(dir).map_err(CryptError::io(dir))? {
+            existing.insert(entry.map_err(CryptError::io(dir))?.path());
+        }
     }
     let bytes = plan
         .files
         .par_iter()
         .map(|(path, rel, size)| {
-            encrypt_file(store, path, &encrypted(rel, false)?, *size, progress)
+            let dest = encrypted(rel, false)?;
+            let exists = existing.contains(&dest);
+            encrypt_file(store, path, &dest, exists, *size, progress)
         })
         .try_reduce(|| 0, |a, b| Ok(a + b))?;
     Ok(Summary {
@@ -273,6 +286,7 @@ fn encrypt_file(
     store: &Store,
     src: &Path,
     dest: &Path,
+    dest_exists: bool,
     size: u64,
     progress: Progress<'_>,
 ) -> Result<u64, CryptError> {
@@ -290,7 +304,8 @@ fn encrypt_file(
         progress,
     )
     .map_err(|e| stream_error(src, e))?;
-    tmp.commit(dest, true).map_err(CryptError::io(dest))?;
+    tmp.replace(dest, dest_exists)
+        .map_err(CryptError::io(dest))?;
     Ok(written)
 }
 
