@@ -291,9 +291,8 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_flipped_bit_in_any_block_is_refused() {
-        let plain = vec![5u8; 3 * BLOCK_DATA_SIZE + 10];
+    fn sealed(len: usize) -> Vec<u8> {
+        let plain = vec![5u8; len];
         let mut sealed = Vec::new();
         seal(
             &cipher(),
@@ -304,6 +303,12 @@ mod tests {
             &|_| {},
         )
         .unwrap();
+        sealed
+    }
+
+    #[test]
+    fn a_flipped_bit_in_any_block_is_refused() {
+        let sealed = sealed(3 * BLOCK_DATA_SIZE + 10);
         for (block, at) in [
             (0u64, HEADER_SIZE + 20),
             (2, HEADER_SIZE + 2 * BLOCK_SIZE + 1),
@@ -321,17 +326,7 @@ mod tests {
 
     #[test]
     fn truncation_is_refused() {
-        let plain = vec![5u8; BLOCK_DATA_SIZE + 100];
-        let mut sealed = Vec::new();
-        seal(
-            &cipher(),
-            &FileNonce([1; 24]),
-            &mut &plain[..],
-            &mut sealed,
-            0,
-            &|_| {},
-        )
-        .unwrap();
+        let sealed = sealed(BLOCK_DATA_SIZE + 100);
         for cut in [0, 10, HEADER_SIZE + 5, sealed.len() - 100, sealed.len() - 1] {
             let err = open(&cipher(), &mut &sealed[..cut], &mut io::sink(), 0, &|_| {});
             assert!(err.is_err(), "a file cut to {cut} bytes must not open");

@@ -416,15 +416,13 @@ pub fn decrypt_tree(
     dest: &Path,
     progress: Progress<'_>,
 ) -> Result<Summary, CryptError> {
-    let staging = TempDir::beside(dest).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            CryptError::Exists {
-                path: dest.to_owned(),
-            }
-        } else {
-            CryptError::io(dest)(e)
-        }
-    })?;
+    let dest_error = |e: io::Error| match e.kind() {
+        io::ErrorKind::AlreadyExists => CryptError::Exists {
+            path: dest.to_owned(),
+        },
+        _ => CryptError::io(dest)(e),
+    };
+    let staging = TempDir::beside(dest).map_err(dest_error)?;
     for dir in &listing.dirs {
         make_dir(&staging.path().join(dir))?;
     }
@@ -445,15 +443,7 @@ pub fn decrypt_tree(
             decrypt_file(store, file, out, progress)
         })
         .try_reduce(|| 0, |a, b| Ok(a + b))?;
-    staging.commit(dest).map_err(|e| {
-        if e.kind() == io::ErrorKind::AlreadyExists {
-            CryptError::Exists {
-                path: dest.to_owned(),
-            }
-        } else {
-            CryptError::io(dest)(e)
-        }
-    })?;
+    staging.commit(dest).map_err(dest_error)?;
     Ok(Summary {
         files: files.len() as u64,
         dirs: listing.dirs.len() as u64,
