@@ -17,15 +17,15 @@ use crate::logging::{self, LogFormat};
 
 const AFTER_HELP: &str = "\
 Quick start (operator side, no server needed):
-  secure-store keygen > store.key && chmod 600 store.key
-  export STORE_PASSWORD=$(cat store.key)        # or pass --key-file store.key
+  secure-store keygen --out store.key           # mode 0600
+  export STORE_KEY_FILE=store.key               # or STORE_PASSWORD=<the key>
   secure-store store init ./store
   secure-store store encrypt ./config ./store
-  secure-store env encrypt API_KEY 's3cr3t'     # prints ENCRYPTED_API_KEY=v1....
+  printf %s \"$API_KEY\" | secure-store env encrypt API_KEY   # ENCRYPTED_API_KEY=v1....
   secure-store store ls ./store
 
 Every store opens with a stock rclone too:
-  cd store && RCLONE_CONFIG_PASS=$STORE_PASSWORD rclone --config encrypt.conf ls encrypted_storage:";
+  cd store && RCLONE_CONFIG_PASS=\"$(cat ../store.key)\" rclone --config encrypt.conf ls encrypted_storage:";
 
 /// Secure Store: network-bound encryption for IoT fleets.
 ///
