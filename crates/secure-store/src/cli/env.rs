@@ -11,7 +11,9 @@ use zeroize::Zeroizing;
 use super::key::KeyArgs;
 use crate::envfile;
 
-#[derive(Debug, clap::Subcommand)]
+// No `Debug`: the parsed arguments can hold a key or a secret value.
+#[allow(missing_debug_implementations)]
+#[derive(clap::Subcommand)]
 pub enum EnvCommand {
     /// Encrypt one value; prints ENCRYPTED_NAME=… for a dashboard or .env file.
     ///

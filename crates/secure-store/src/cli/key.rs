@@ -15,7 +15,8 @@ use zeroize::Zeroizing;
 use crate::secret::StoreKey;
 
 /// The store key options shared by every command that needs the key.
-#[derive(Debug, clap::Args)]
+/// `Debug` shows where the key comes from, never the key.
+#[derive(clap::Args)]
 pub struct KeyArgs {
     /// Read the store key from this file (first line; keep it mode 0600).
     #[arg(long, value_name = "FILE", env = "STORE_KEY_FILE")]
@@ -30,6 +31,15 @@ pub struct KeyArgs {
         hide_env_values = true
     )]
     pub key: Option<String>,
+}
+
+impl std::fmt::Debug for KeyArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyArgs")
+            .field("key_file", &self.key_file)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl KeyArgs {

@@ -31,7 +31,9 @@ Every store opens with a stock rclone too:
 ///
 /// Encrypts folders into rclone-compatible stores and environment values
 /// into ENCRYPTED_NAME=… values, all unlocked by one store key.
-#[derive(Debug, Parser)]
+// No `Debug`: the parsed arguments can hold a key or a secret value.
+#[allow(missing_debug_implementations)]
+#[derive(Parser)]
 #[command(name = "secure-store", version, after_help = AFTER_HELP, max_term_width = 100)]
 pub struct Cli {
     /// Log line format on stderr.
@@ -56,7 +58,7 @@ pub struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Print a new random store key (64 hex characters).
     ///

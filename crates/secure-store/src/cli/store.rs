@@ -34,7 +34,9 @@ impl StoreLocation {
     }
 }
 
-#[derive(Debug, clap::Subcommand)]
+// No `Debug`: the parsed arguments can hold a key or a secret value.
+#[allow(missing_debug_implementations)]
+#[derive(clap::Subcommand)]
 pub enum StoreCommand {
     /// Create a new, empty store sealed under the store key.
     ///

@@ -57,13 +57,25 @@ impl StorePaths {
 }
 
 /// Choices made once, when a store is created (rclone's own option names).
-#[derive(Clone, Debug)]
+/// `Debug` leaves `password2` out.
+#[derive(Clone)]
 pub struct InitOptions {
     pub filename_encryption: NameMode,
     pub filename_encoding: NameEncoding,
     pub directory_name_encryption: bool,
     /// rclone's `password2` (the scrypt salt); `None` = rclone's built-in salt.
     pub password2: Option<Zeroizing<String>>,
+}
+
+impl std::fmt::Debug for InitOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InitOptions")
+            .field("filename_encryption", &self.filename_encryption)
+            .field("filename_encoding", &self.filename_encoding)
+            .field("directory_name_encryption", &self.directory_name_encryption)
+            .field("password2", &self.password2.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Default for InitOptions {
@@ -373,6 +385,19 @@ mod tests {
         assert_eq!(
             reopened.settings().password.as_str(),
             created.settings().password.as_str()
+        );
+    }
+
+    #[test]
+    fn init_options_debug_hides_password2() {
+        let options = InitOptions {
+            password2: Some(Zeroizing::new("pepper".to_owned())),
+            ..InitOptions::default()
+        };
+        let shown = format!("{options:?}");
+        assert!(
+            !shown.contains("pepper") && shown.contains("<redacted>"),
+            "{shown}"
         );
     }
 
