@@ -4,7 +4,7 @@
 //! README lists the passwords, config keys and scrypt outputs used here).
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use ssformat::rclone::config::{
     config_key, decrypt_config, encrypt_config, is_encrypted, ConfigError, ConfigFile,
@@ -13,17 +13,11 @@ use ssformat::rclone::config::{
 use ssformat::rclone::name::{NameEncoding, NameMode};
 use ssformat::rclone::obscure::{obscure, reveal};
 
-const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors");
+mod common;
 
 /// A vector file; a missing one is a failure, not a skip.
 fn vector(rel: &str) -> PathBuf {
-    let base = Path::new(SHARED);
-    assert!(
-        base.is_dir(),
-        "conformance vectors not found at {}: these tests need the shared \
-         vectors directory next to the workspace (…/shared/vectors)",
-        base.display()
-    );
+    let base = common::shared_vectors();
     let path = base.join(rel);
     assert!(path.exists(), "missing vector file {}", path.display());
     path

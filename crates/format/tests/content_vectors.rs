@@ -15,18 +15,10 @@ use ssformat::rclone::content::{
 };
 use ssformat::rclone::keys::CryptKeys;
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/vectors");
+mod common;
 
-/// The vector directory; missing vectors are a failure, not a skip.
 fn vectors() -> PathBuf {
-    let dir = PathBuf::from(VECTORS);
-    assert!(
-        dir.is_dir(),
-        "conformance vectors not found at {}: these tests need the shared \
-         vectors directory next to the workspace (…/shared/vectors)",
-        dir.display()
-    );
-    dir
+    common::shared_vectors()
 }
 
 fn read(path: &Path) -> Vec<u8> {
