@@ -44,4 +44,5 @@
 #![forbid(unsafe_code)]
 
 pub mod env;
+pub mod jose;
 pub mod rclone;

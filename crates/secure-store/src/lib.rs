@@ -10,11 +10,22 @@
 //!   and parallel;
 //! - [`envfile`]: dotenv files and `ENCRYPTED_*` variables;
 //! - [`secret`]: the store key and other secrets as zeroizing newtypes;
-//! - [`rng`]: the operating system's random numbers.
+//! - [`rng`]: the operating system's random numbers;
+//! - [`pki`]: the fleet CA and certificates; [`tang`]: Tang keys and the
+//!   clevis tang pin; [`state`]: the server's state store; [`api`]: wire
+//!   types; [`server`]: the Store Server; [`client`]: the device client;
+//!   [`mount`]: the decrypted view of a store (FUSE).
 
+pub mod api;
 pub mod cli;
+pub mod client;
 pub mod crypt;
 pub mod envfile;
 pub mod logging;
+pub mod mount;
+pub mod pki;
 pub mod rng;
 pub mod secret;
+pub mod server;
+pub mod state;
+pub mod tang;

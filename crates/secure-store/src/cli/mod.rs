@@ -3,9 +3,17 @@
 //! and picks exit codes. Errors print as one `error: …` line (with their
 //! causes joined by `: `), exit code 1; usage errors exit 2 (clap).
 
+mod admin;
+mod bench;
+mod demo;
 mod env;
+mod fleet;
 mod key;
+mod mount;
 mod progress;
+mod run;
+mod seal;
+mod server;
 mod store;
 
 use std::io::Write;
@@ -79,6 +87,26 @@ enum Command {
     /// Create, fill, read, check and re-key encrypted stores (rclone crypt folders).
     #[command(subcommand)]
     Store(store::StoreCommand),
+    /// Create a fleet (CA, server and admin certificates, Tang keys) and enroll devices.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
+    /// Run the Store Server (mutual TLS, policy, Tang, audit).
+    Server(server::ServerArgs),
+    /// Manage a running Store Server: devices, revocations, rules, audit.
+    Admin(admin::AdminArgs),
+    /// Wrap a store key into a clevis-compatible envelope (tang pin).
+    Seal(seal::SealArgs),
+    /// Recover a store key from an envelope through the server.
+    Unseal(seal::UnsealArgs),
+    /// On a device: unlock, decrypt env values, mount, then run the app.
+    Run(run::RunArgs),
+    /// Mount the decrypted view of a store (FUSE).
+    Mount(mount::MountArgs),
+    /// A complete end-to-end demo on loopback (no arguments needed).
+    Demo(demo::DemoArgs),
+    /// Load generators for benchmarks (scripts/bench).
+    #[command(subcommand, hide = true)]
+    Bench(bench::BenchCommand),
 }
 
 /// Entry point of the binary.
@@ -114,6 +142,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Keygen { out } => key::keygen(out.as_deref()),
         Command::Env(cmd) => env::run(cmd),
         Command::Store(cmd) => store::run(cmd, ui),
+        Command::Fleet(cmd) => fleet::run(cmd),
+        Command::Server(args) => server::run(args),
+        Command::Admin(args) => admin::run(args),
+        Command::Seal(args) => seal::run(args),
+        Command::Unseal(args) => seal::run_unseal(args),
+        Command::Run(args) => run::run(args),
+        Command::Mount(args) => mount::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
     }
 }
 

@@ -1,0 +1,1 @@
+//! JOSE for Tang and clevis (filled in by the jose work).

@@ -1,0 +1,1 @@
+//! The device client (filled in by the client work).

@@ -1,0 +1,1 @@
+//! The Store Server (filled in by the server work).

@@ -1,0 +1,188 @@
+//! The Store Server's state: devices, revocations, network rules, store
+//! grants and the hash-chained audit log, behind the [`Store`] trait.
+//!
+//! SQLite (`sqlite`, the default, `<data-dir>/state.db`, WAL) implements it
+//! today; PostgreSQL (several replicas) comes with the scale issue and
+//! implements the same trait over the same schema. Every call is a short
+//! synchronous transaction: the server calls it from `spawn_blocking`.
+//! Nothing here ever holds key material.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+pub mod sqlite;
+
+/// Errors of the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state database: {0}")]
+    Database(String),
+    #[error("state database schema version {found} is newer than this program's ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("no such device: {0}")]
+    NoSuchDevice(String),
+    #[error("no such rule: {0}")]
+    NoSuchRule(i64),
+    #[error("invalid {what}: {detail}")]
+    Invalid { what: &'static str, detail: String },
+}
+
+/// An admin's decision about a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatus {
+    Enabled,
+    Disabled,
+}
+
+/// A device as the server knows it. Devices are registered on first sight
+/// (their first verified request) from their certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Device {
+    pub id: String,
+    pub groups: Vec<String>,
+    pub status: DeviceStatus,
+    /// Certificate serials seen for this device (hex, lower case).
+    pub serials: Vec<String>,
+    /// Unix seconds.
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub last_address: Option<IpAddr>,
+    /// True when some revocation names this device id.
+    pub revoked: bool,
+}
+
+/// One sighting of a verified client certificate.
+#[derive(Debug, Clone)]
+pub struct Sighting<'a> {
+    pub device_id: &'a str,
+    pub groups: &'a [String],
+    pub serial: &'a str,
+    pub address: IpAddr,
+    pub at: i64,
+}
+
+/// What a revocation names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "value")]
+pub enum RevocationTarget {
+    Device(String),
+    Serial(String),
+}
+
+/// Allow or deny.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleAction {
+    Allow,
+    Deny,
+}
+
+/// A network rule (CIDR), global or for one group; or a store grant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum RuleSpec {
+    /// Addresses in `cidr` are allowed/denied; `group: None` = every device.
+    Network {
+        action: RuleAction,
+        cidr: ipnet::IpNet,
+        group: Option<String>,
+    },
+    /// Store `store` (a Tang exchange key id, or `legacy`) may be used by
+    /// devices of `group`. A store with no grant is open to every device.
+    Store { store: String, group: String },
+}
+
+/// A stored rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub id: i64,
+    #[serde(flatten)]
+    pub spec: RuleSpec,
+    pub created: i64,
+}
+
+/// Everything the policy needs for one request, read in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyInputs {
+    /// The device id or the certificate serial is revoked.
+    pub revoked: bool,
+    /// `None` when the device was never seen before.
+    pub status: Option<DeviceStatus>,
+    /// All rules (network rules and store grants).
+    pub rules: Vec<Rule>,
+}
+
+/// Whether a request was allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    Allowed,
+    Refused,
+}
+
+/// One audit entry as the server hands it in (no id, no hashes yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Unix seconds.
+    pub time: i64,
+    pub decision: Decision,
+    /// `ok` or a [`crate::api::Reason`] code.
+    pub reason: String,
+    pub device: Option<String>,
+    pub address: Option<IpAddr>,
+    /// E.g. `POST /rec`, `GET /key`, `admin revoke`.
+    pub endpoint: String,
+    /// Tang key id or store name when there is one.
+    pub key_id: Option<String>,
+}
+
+/// A stored audit entry: `hash = SHA-256(prev_hash ‖ canonical JSON of
+/// (seq, event))`, hex. The first entry's `prev_hash` is 64 zeros.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Which audit entries to list.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub since: Option<i64>,
+    pub device: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// The result of walking the whole chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditVerification {
+    pub entries: u64,
+    /// The first entry whose hash or link does not match, if any.
+    pub first_bad_seq: Option<i64>,
+}
+
+/// The server's state store.
+pub trait Store: Send + Sync {
+    /// Revocation, status and rules for one request.
+    fn policy_inputs(&self, device_id: &str, serial: &str) -> Result<PolicyInputs, StateError>;
+    /// Registers the device on first sight, records serial/address/time.
+    fn record_sighting(&self, sighting: &Sighting<'_>) -> Result<(), StateError>;
+    fn device(&self, id: &str) -> Result<Option<Device>, StateError>;
+    fn devices(&self) -> Result<Vec<Device>, StateError>;
+    /// Enables or disables a device; a device never seen is registered
+    /// (so it can be disabled before its first request).
+    fn set_status(&self, id: &str, status: DeviceStatus, at: i64) -> Result<(), StateError>;
+    fn revoke(&self, target: &RevocationTarget, at: i64) -> Result<(), StateError>;
+    fn revocations(&self) -> Result<Vec<RevocationTarget>, StateError>;
+    fn add_rule(&self, spec: &RuleSpec, at: i64) -> Result<Rule, StateError>;
+    fn remove_rule(&self, id: i64) -> Result<(), StateError>;
+    fn rules(&self) -> Result<Vec<Rule>, StateError>;
+    /// Appends to the hash chain (atomically with respect to other writers).
+    fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StateError>;
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StateError>;
+    fn verify_audit(&self) -> Result<AuditVerification, StateError>;
+}

@@ -1,0 +1,1 @@
+//! SQLite implementation of [`super::Store`] (filled in by the state work).
