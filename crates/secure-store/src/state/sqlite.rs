@@ -1280,4 +1280,88 @@ mod tests {
         let seqs: Vec<i64> = all.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, (1..=4 * PER_THREAD).collect::<Vec<_>>());
     }
+
+    /// The Python verifier published in docs/AUDIT.md, or `None` when
+    /// python3 is missing and interop is not required.
+    fn audit_md_script() -> Option<(std::path::PathBuf, String)> {
+        let python = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join("python3"))
+                .find(|p| p.is_file())
+        });
+        let required = std::env::var("SECURE_STORE_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+            || std::env::var("CI").is_ok_and(|v| v == "true");
+        let python = match python {
+            Some(p) => p,
+            None if required => panic!("python3 is not installed and interop tests are required"),
+            None => {
+                eprintln!("SKIPPED: python3 is not installed");
+                return None;
+            }
+        };
+        let doc = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/AUDIT.md"),
+        )
+        .unwrap();
+        let start = doc.find("```python\n").unwrap() + "```python\n".len();
+        let len = doc[start..].find("```").unwrap();
+        Some((python, doc[start..start + len].to_owned()))
+    }
+
+    #[test]
+    fn script_in_audit_md_verifies_the_chain() {
+        let Some((python, script)) = audit_md_script() else {
+            return;
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let script_path = tmp.path().join("verify_audit.py");
+        std::fs::write(&script_path, script).unwrap();
+        let path = tmp.path().join("state.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let awkward = [
+            "plain",
+            "quote \" and backslash \\ and slash /",
+            "controls \u{0}\u{1}\u{8}\t\n\u{b}\u{c}\r\u{1f}\u{7f}",
+            "non-ASCII é 設備 \u{2028} 🔑",
+        ];
+        let mut head = String::new();
+        for (i, text) in awkward.iter().enumerate() {
+            let mut e = event(i as i64, text);
+            e.endpoint = format!("admin {text}");
+            e.address = Some(if i % 2 == 0 {
+                ip("2001:db8::1:0:0:7")
+            } else {
+                ip("::ffff:192.0.2.1")
+            });
+            if i == 3 {
+                e.device = None;
+                e.key_id = None;
+                e.address = None;
+            }
+            head = store.append_audit(&e).unwrap().hash;
+        }
+        let run = || {
+            let out = std::process::Command::new(&python)
+                .arg(&script_path)
+                .arg(&path)
+                .output()
+                .unwrap();
+            (out.status.success(), String::from_utf8(out.stdout).unwrap())
+        };
+        let (ok, stdout) = run();
+        assert!(ok, "{stdout}");
+        assert_eq!(
+            stdout.trim(),
+            format!("4 entries, chain intact, head {head}")
+        );
+
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE audit SET decision = 'allowed' WHERE seq = 2", [])
+            .unwrap();
+        let (ok, stdout) = run();
+        assert!(!ok);
+        assert_eq!(stdout.trim(), "4 entries, first bad entry: seq 2");
+        assert_eq!(store.verify_audit().unwrap().first_bad_seq, Some(2));
+    }
 }
