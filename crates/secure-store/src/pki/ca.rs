@@ -19,7 +19,7 @@
 //!
 //! rcgen builds each certificate; because it keeps one value per name
 //! attribute, the subject (one OU per group) and the issuer (the CA's exact
-//! bytes) are then set by [`super::der`] and the TBS is signed again.
+//! bytes) are then set by `pki::der` and the TBS is signed again.
 
 use std::net::IpAddr;
 
@@ -59,8 +59,7 @@ pub enum Leaf {
     Device { id: String, groups: Vec<String> },
 }
 
-/// A certificate just issued, with its new private key.
-#[derive(Debug)]
+/// A certificate just issued, with its new private key (redacted in `Debug`).
 pub struct Issued {
     pub cert_pem: String,
     pub cert_der: Vec<u8>,
@@ -71,6 +70,17 @@ pub struct Issued {
     /// `true` when the requested validity was cut to the CA's `notAfter`
     /// by more than a day (a few seconds' difference is not worth a word).
     pub clamped: bool,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("serial", &self.serial)
+            .field("not_after", &self.not_after)
+            .field("clamped", &self.clamped)
+            .field("key_pem", &"<redacted>")
+            .finish_non_exhaustive()
+    }
 }
 
 /// The fleet CA: its certificate and private key.
@@ -359,6 +369,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(!issued.clamped);
+        let debug = format!("{issued:?}");
+        assert!(
+            debug.contains("<redacted>") && !debug.contains("PRIVATE"),
+            "{debug}"
+        );
     }
 
     #[test]

@@ -32,13 +32,15 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
+use zeroize::Zeroizing;
+
 use rustls::{
     ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig,
     SignatureScheme,
 };
 
 use super::files;
-use super::layout::ServerDir;
+use super::layout::{ClientDir, ServerDir};
 use super::PkiError;
 
 /// The ALPN protocol both sides offer.
@@ -107,6 +109,43 @@ pub fn client_config(
         .with_client_auth_cert(chain, key)?;
     config.alpn_protocols = vec![ALPN_HTTP1.to_vec()];
     Ok(Arc::new(config))
+}
+
+/// [`client_config`] from a client identity folder (`FLEET/admin`,
+/// `FLEET/devices/<id>`): its `ca.crt`, `client.crt` and `client.key`.
+pub fn client_config_from_dir(dir: &ClientDir) -> Result<Arc<ClientConfig>, PkiError> {
+    let ca = files::read(&dir.ca_cert())?;
+    let cert = files::read(&dir.cert())?;
+    let key = files::read_secret(&dir.key())?;
+    client_config(&ca, &cert, &key)
+}
+
+/// The PEM text in an `MTLS_CERT` / `MTLS_KEY` / `MTLS_CA` value: standard
+/// base64 of the PEM (what `fleet enroll --env` and the original's
+/// `-base64` print; whitespace ignored), or the PEM text itself. `name`
+/// names the variable in errors. The result is wiped when dropped.
+pub fn decode_env_pem(name: &str, value: &str) -> Result<Zeroizing<Vec<u8>>, PkiError> {
+    use base64::Engine;
+    let trimmed = value.trim();
+    if trimmed.starts_with("-----BEGIN ") {
+        return Ok(Zeroizing::new(trimmed.as_bytes().to_vec()));
+    }
+    let compact = Zeroizing::new(
+        trimmed
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .collect::<Vec<u8>>(),
+    );
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(compact.as_slice())
+        .map(Zeroizing::new)
+        .map_err(|_| PkiError::Pem(format!("{name}: neither base64 nor PEM")))?;
+    if !decoded.starts_with(b"-----BEGIN ") {
+        return Err(PkiError::Pem(format!(
+            "{name}: the base64 does not hold PEM"
+        )));
+    }
+    Ok(decoded)
 }
 
 /// Every certificate in a PEM file (at least one).
@@ -217,5 +256,31 @@ mod tests {
         assert_eq!(err, "x.crt: no certificate in it");
         let err = key_from_pem(b"nothing", "x.key").unwrap_err().to_string();
         assert_eq!(err, "x.key: no private key in it");
+    }
+
+    #[test]
+    fn env_values_decode_from_base64_or_pem() {
+        let pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(pem);
+        assert_eq!(
+            decode_env_pem("MTLS_CERT", &b64).unwrap().as_slice(),
+            pem.as_bytes()
+        );
+        let wrapped = format!("{}\n{}", &b64[..10], &b64[10..]);
+        assert_eq!(
+            decode_env_pem("MTLS_CERT", &wrapped).unwrap().as_slice(),
+            pem.as_bytes()
+        );
+        assert_eq!(
+            decode_env_pem("MTLS_CERT", pem).unwrap().as_slice(),
+            pem.trim().as_bytes()
+        );
+        let err = decode_env_pem("MTLS_KEY", "%%%").unwrap_err().to_string();
+        assert_eq!(err, "MTLS_KEY: neither base64 nor PEM");
+        let err = decode_env_pem("MTLS_KEY", "aGVsbG8=")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not hold PEM"), "{err}");
     }
 }
