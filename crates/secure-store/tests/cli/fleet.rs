@@ -61,6 +61,19 @@ fn enroll(fleet: &FleetDir, id: &str, extra: &[&str]) -> String {
         .args(extra))
 }
 
+/// Every folder under `root` is 0700 and every file 0600.
+fn assert_private_tree(root: &Path) {
+    assert_eq!(mode(root), 0o700, "{}", root.display());
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert_private_tree(&path);
+        } else {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+}
+
 fn der(path: &Path) -> CertificateDer<'static> {
     tls::load_certs(path).unwrap().remove(0)
 }
@@ -102,6 +115,8 @@ fn init_writes_the_layout_with_private_modes() {
     ] {
         assert_eq!(mode(&dir), 0o700, "{}", dir.display());
     }
+    // The same for everything else in the tree (the Tang keys included).
+    assert_private_tree(&root);
     // The CA key never lands in the server folder; nothing else is left over.
     let server_files: Vec<_> = std::fs::read_dir(server.root())
         .unwrap()
@@ -181,6 +196,7 @@ fn enroll_writes_device_files_and_refuses_to_re_enroll() {
     assert!(r.stderr.contains(&serial), "{}", r.stderr);
     let new = Identity::from_der(&der(&dev.cert())).unwrap();
     assert_ne!(new.serial(), serial);
+    assert_private_tree(fleet.root());
 }
 
 #[test]
@@ -596,6 +612,30 @@ fn handshake_admits_an_enrolled_device_and_refuses_strangers() {
     let seen = server.server_saw().unwrap_err();
     assert!(seen.to_lowercase().contains("certificate"), "{seen}");
 
+    // An expired certificate from the right CA.
+    let ca = secure_store::pki::ca::FleetCa::load(&read(&fleet.ca_cert()), &read(&fleet.ca_key()))
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let expired = ca
+        .issue_between(
+            &secure_store::pki::ca::Leaf::Device {
+                id: "dev-1".into(),
+                groups: vec![],
+            },
+            now - time::Duration::days(10),
+            now - time::Duration::days(1),
+        )
+        .unwrap();
+    let stale = tls::client_config(
+        &read(&fleet.ca_cert()),
+        expired.cert_pem.as_bytes(),
+        expired.key_pem.as_bytes(),
+    )
+    .unwrap();
+    assert!(server.request(stale, "localhost").is_err());
+    let seen = server.server_saw().unwrap_err();
+    assert!(seen.contains("expired"), "{seen}");
+
     // The client refuses a server name the certificate does not carry.
     assert!(server.request(device, "evil.example.com").is_err());
     assert!(server.server_saw().is_err());
@@ -668,6 +708,20 @@ fn curl_and_openssl_s_client_talk_to_a_fleet_server() {
         let _ = child.wait();
         assert!(out.ends_with("device dev-7"), "{out}");
         assert_eq!(server.server_saw().unwrap(), "device dev-7");
+
+        // TLS 1.2 is not spoken.
+        let o = Command::new(&openssl)
+            .args(["s_client", "-tls1_2"])
+            .args(["-connect", &format!("127.0.0.1:{}", server.addr.port())])
+            .arg("-cert")
+            .arg(dev.cert())
+            .arg("-key")
+            .arg(dev.key())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "a TLS 1.2 handshake succeeded");
+        assert!(server.server_saw().is_err());
     }
 }
 
