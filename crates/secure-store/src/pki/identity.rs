@@ -189,6 +189,17 @@ mod tests {
             Identity::from_der(b"junk"),
             Err(IdentityError::Parse(_))
         ));
+        // Every truncation and every single-byte corruption is an error or
+        // an identity, never a panic.
+        for len in 0..dev.cert_der.len() {
+            assert!(Identity::from_der(&dev.cert_der[..len]).is_err());
+        }
+        for i in 0..dev.cert_der.len() {
+            let mut bad = dev.cert_der.clone();
+            bad[i] ^= 0x5a;
+            let _ = Identity::from_der(&bad);
+            let _ = Identity::legacy_from_der(&bad);
+        }
         // Legacy: any parsed certificate, identified by its serial.
         assert_eq!(
             Identity::legacy_from_der(&server.cert_der).unwrap(),

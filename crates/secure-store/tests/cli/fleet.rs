@@ -235,6 +235,12 @@ fn enroll_refuses_bad_device_ids_and_groups() {
             .arg("dev"),
         "not a fleet directory",
     );
+    // --out and --env exclude each other (a usage error, exit 2).
+    let r = run(ss(["fleet", "enroll"])
+        .arg(fleet.root())
+        .args(["dev", "--env", "--out"])
+        .arg(tmp.path().join("x")));
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
 }
 
 #[test]
