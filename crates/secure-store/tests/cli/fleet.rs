@@ -765,6 +765,12 @@ fn legacy_cert_mirrors_the_original_and_works_at_both_ends() {
         ss(["fleet", "init", "--legacy"]).arg(&root),
         "already exists",
     );
+    // A full fleet can join the legacy certificate in the same folder.
+    ok(ss(["fleet", "init"]).arg(&root));
+    assert_eq!(read(&fleet.legacy_cert()), cert);
+    assert_eq!(read(&fleet.legacy_key()), key);
+    assert!(fleet.ca_key().is_file());
+    assert_private_tree(&root);
 
     let cert_der = der(&cert_path);
     assert_eq!(
