@@ -330,6 +330,61 @@ pub fn enroll(root: &Path, id: &str, opts: &EnrollOptions) -> Result<Enrolled, P
     })
 }
 
+/// One enrolled device, from its record certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub id: String,
+    pub groups: Vec<String>,
+    pub serial: String,
+    /// RFC 3339, UTC.
+    pub not_after: String,
+    /// The private key is still in the fleet folder (not handed over yet).
+    pub key_in_fleet: bool,
+}
+
+/// Every device enrolled in the fleet (by the record certificates in
+/// `FLEET/devices/*/client.crt`), sorted by id. Unreadable records are
+/// reported as errors, not skipped.
+pub fn devices(root: &Path) -> Result<Vec<DeviceRecord>, PkiError> {
+    let fleet = FleetDir::new(root);
+    FleetMeta::load(&fleet)?;
+    let dir = root.join("devices");
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(PkiError::io(&dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| PkiError::io(&dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if check_device_id(&name).is_err() {
+            continue; // temp files and strays
+        }
+        let record = fleet.device(&name);
+        let path = record.cert();
+        if !path.exists() {
+            continue;
+        }
+        let der = super::tls::load_certs(&path)?.remove(0);
+        let bad = |e: &dyn std::fmt::Display| PkiError::Cert(format!("{}: {e}", path.display()));
+        let identity = super::Identity::from_der(&der).map_err(|e| bad(&e))?;
+        let (_, x509) = x509_parser::parse_x509_certificate(&der).map_err(|e| bad(&e))?;
+        let super::Identity::Device { id, groups, serial } = identity else {
+            return Err(bad(&"not a device certificate"));
+        };
+        out.push(DeviceRecord {
+            id,
+            groups,
+            serial,
+            not_after: rfc3339(x509.validity().not_after.to_datetime()),
+            key_in_fleet: record.key().exists(),
+        });
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
 /// The record copy of a device certificate, with no key beside it (a key
 /// left from an earlier enrollment belongs to the old certificate).
 fn write_record(fleet: &FleetDir, id: &str, issued: &Issued) -> Result<PathBuf, PkiError> {

@@ -852,3 +852,31 @@ fn legacy_cert_mirrors_the_original_and_works_at_both_ends() {
         assert_eq!(server.server_saw().unwrap(), "legacy 00");
     }
 }
+
+#[test]
+fn list_shows_every_enrolled_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = init_fleet(&tmp.path().join("fleet"));
+    let out = ok(ss(["fleet", "list"]).arg(fleet.root()));
+    assert_eq!(out.lines().count(), 1, "header only: {out}");
+    enroll(&fleet, "b-dev", &["--group", "g1", "--group", "g2"]);
+    enroll(&fleet, "a-dev", &["--env"]);
+    let out = ok(ss(["fleet", "list", "--json"]).arg(fleet.root()));
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0]["id"], "a-dev");
+    assert_eq!(rows[0]["key_in_fleet"], false);
+    assert_eq!(rows[1]["id"], "b-dev");
+    assert_eq!(rows[1]["groups"], serde_json::json!(["g1", "g2"]));
+    assert_eq!(rows[1]["key_in_fleet"], true);
+    let serial = Identity::from_der(&der(&fleet.device("b-dev").cert()))
+        .unwrap()
+        .serial()
+        .to_owned();
+    assert_eq!(rows[1]["serial"], serial);
+    let table = ok(ss(["fleet", "list"]).arg(fleet.root()));
+    assert!(table.contains(&format!("b-dev\t{serial}\t")), "{table}");
+}
