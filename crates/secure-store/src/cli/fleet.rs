@@ -60,7 +60,7 @@ pub struct ListArgs {
 #[allow(missing_debug_implementations)]
 #[derive(clap::Args)]
 pub struct InitArgs {
-    /// The fleet folder to create (must not exist, or be empty).
+    /// The fleet folder to create (must not exist, be empty, or hold only legacy/).
     #[arg(value_name = "FLEET", env = "SECURE_STORE_FLEET")]
     fleet: PathBuf,
 
@@ -84,7 +84,7 @@ pub struct InitArgs {
     server_ips: Vec<IpAddr>,
 
     /// Key algorithm of every key in the fleet.
-    #[arg(long, value_name = "TYPE", default_value = "p256", value_parser = parse_key_type, env = "SECURE_STORE_KEY_TYPE")]
+    #[arg(long, value_name = "TYPE", default_value = "p256", value_parser = key_type_parser(), env = "SECURE_STORE_KEY_TYPE")]
     key_type: KeyType,
 
     /// Validity of the CA, server and admin certificates, in days.
@@ -147,8 +147,10 @@ pub struct EnrollArgs {
     force: bool,
 }
 
-fn parse_key_type(s: &str) -> Result<KeyType, String> {
-    s.parse()
+/// `p256` or `rsa4096`, listed in the help.
+fn key_type_parser() -> impl clap::builder::TypedValueParser<Value = KeyType> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["p256", "rsa4096"]).try_map(|s| s.parse::<KeyType>())
 }
 
 pub fn run(cmd: FleetCommand) -> anyhow::Result<ExitCode> {
