@@ -166,6 +166,12 @@ pub fn decode_env_pem(name: &str, value: &str) -> Result<Zeroizing<Vec<u8>>, Pki
     Ok(decoded)
 }
 
+/// The bytes of a PEM file (certificate or key) in a wiped buffer, for
+/// [`client_config`] and [`legacy_server_config`]; errors name the file.
+pub fn load_pem_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, PkiError> {
+    files::read_secret(path)
+}
+
 /// Every certificate in a PEM file (at least one).
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, PkiError> {
     let pem = files::read(path)?;
