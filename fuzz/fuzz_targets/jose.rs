@@ -4,6 +4,8 @@
 //! Errors only, never a panic.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
 use ssformat::jose::clevis::{verify_advertisement, TangPin};
 use ssformat::jose::ecmr::{self, RecRequest};
@@ -11,8 +13,10 @@ use ssformat::jose::jwe::CompactJwe;
 use ssformat::jose::jws::Jws;
 use ssformat::jose::{PrivateKey, PublicKey};
 
+static SERVER: OnceLock<PrivateKey> = OnceLock::new();
+
 fuzz_target!(|data: &[u8]| {
-    let server = PrivateKey::from_random(&[0x42; 66]).expect("fixed key");
+    let server = SERVER.get_or_init(|| PrivateKey::from_random(&[0x42; 66]).expect("fixed key"));
 
     if let Ok(jws) = Jws::parse(data) {
         let _ = jws.verified_by(server.public());
@@ -22,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = verify_advertisement(data, Some("AAAA"));
 
     if let Ok(req) = RecRequest::parse(data) {
-        if let Ok(y) = req.exchange(&server) {
+        if let Ok(y) = req.exchange(server) {
             let _ = ecmr::reply_json(&y);
         }
     }

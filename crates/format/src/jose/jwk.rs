@@ -340,10 +340,11 @@ impl PrivateKey {
     /// `{"alg":…,"crv":"P-521","d":…,"key_ops":[…],"kty":"EC","x":…,"y":…}`.
     pub fn to_jwk_string(&self, alg: &str, key_ops: &[&str]) -> Zeroizing<String> {
         let d = Zeroizing::new(self.secret.to_bytes());
+        let d_b64 = Zeroizing::new(b64::encode(&d));
         Zeroizing::new(format!(
             r#"{{"alg":{},"crv":"P-521","d":"{}","key_ops":{},"kty":"EC","x":"{}","y":"{}"}}"#,
             json::string(alg),
-            b64::encode(&d),
+            d_b64.as_str(),
             json::canonical(&Value::from(key_ops.to_vec())),
             b64::encode(&self.public.x()),
             b64::encode(&self.public.y()),
