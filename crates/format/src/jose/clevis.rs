@@ -268,6 +268,46 @@ mod tests {
     }
 
     #[test]
+    fn plaintext_sizes_round_trip() {
+        let (sig, exc) = (key(1), key(2));
+        let adv = verify_advertisement(advertisement(&sig, &exc).as_bytes(), None).unwrap();
+        for len in [0usize, 1, 65535, 65536, 65537] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            let text = wrap(&adv, "u", &[len as u8 | 1; 66], &[2; 12], &plain).unwrap();
+            let pin = TangPin::parse(&text).unwrap();
+            assert_eq!(
+                &pin.decrypt(&exc.multiply(&pin.epk)).unwrap()[..],
+                &plain[..],
+                "{len}"
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(16))]
+        #[test]
+        fn blinded_recovery_for_any_randomness(
+            s in proptest::array::uniform32(proptest::num::u8::ANY),
+            c in proptest::array::uniform32(proptest::num::u8::ANY),
+            e in proptest::array::uniform32(proptest::num::u8::ANY),
+            plain in proptest::collection::vec(proptest::num::u8::ANY, 0..100),
+        ) {
+            let widen = |b: [u8; 32]| {
+                let mut out = [0xa5u8; 66];
+                out[34..].copy_from_slice(&b);
+                out
+            };
+            let (sig, exc) = (key(1), PrivateKey::from_random(&widen(s)).unwrap());
+            let adv = verify_advertisement(advertisement(&sig, &exc).as_bytes(), None).unwrap();
+            let text = wrap(&adv, "u", &widen(c), &[0; 12], &plain).unwrap();
+            let pin = TangPin::parse(&text).unwrap();
+            let (x, blinding) = ecmr::blind(&pin.epk, &widen(e)).unwrap();
+            let k = ecmr::unblind(&exc.multiply(&x), &pin.exchange_key, &blinding).unwrap();
+            proptest::prop_assert_eq!(&pin.decrypt(&k).unwrap()[..], &plain[..]);
+        }
+    }
+
+    #[test]
     fn advertisement_must_be_signed_by_every_verify_key() {
         let (sig, exc, other) = (key(1), key(2), key(3));
         let payload = format!(

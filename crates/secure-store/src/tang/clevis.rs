@@ -60,7 +60,9 @@ pub enum UnsealError<E: fmt::Display> {
 /// `plaintext` for its exchange key. Returns the compact JWE.
 ///
 /// `url` is written into the envelope: it is where [`unseal`] (and `clevis
-/// decrypt`) will send the recovery request.
+/// decrypt`) will send the recovery request. With `thp: None` the
+/// advertisement is trusted as fetched (clevis' `-y`): pin the signing
+/// key's thumbprint whenever the operator has it.
 pub fn seal(
     adv_jws: &[u8],
     url: &str,

@@ -37,6 +37,11 @@ use ssformat::jose::jwk::{is_thumbprint_syntax, permits, COORD_LEN};
 use ssformat::jose::{b64, jws, JoseError, PrivateKey, ThpHash};
 use zeroize::{Zeroize, Zeroizing};
 
+/// The `Content-Type` tangd sends with `GET /adv` replies.
+pub const ADV_CONTENT_TYPE: &str = "application/jose+json";
+/// The `Content-Type` tangd sends with `POST /rec` replies (and clevis with requests).
+pub const REC_CONTENT_TYPE: &str = "application/jwk+json";
+
 /// The protected header of every advertisement signature (tangd's).
 const ADV_PROTECTED: &str = r#"{"alg":"ES512","cty":"jwk-set+json"}"#;
 
