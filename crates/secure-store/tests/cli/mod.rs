@@ -5,3 +5,4 @@ mod harness;
 mod original;
 mod rclone_interop;
 mod store_cmds;
+mod tang_interop;
