@@ -28,7 +28,7 @@ use std::time::Instant;
 
 use crate::api::Reason;
 use crate::state::schema::{canonical_addr, canonical_net};
-use crate::state::{DeviceStatus, PolicyInputs, Rule, RuleAction, RuleSpec};
+use crate::state::{Decision, DeviceStatus, PolicyInputs, Rule, RuleAction, RuleSpec};
 
 /// One request as policy sees it.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +81,14 @@ fn applies(group: Option<&str>, groups: &[String]) -> bool {
     match group {
         None => true,
         Some(g) => groups.iter().any(|mine| mine == g),
+    }
+}
+
+/// The audit fields of a decision: `(Allowed, "ok")` or `(Refused, code)`.
+pub fn audit_outcome(result: Result<(), Reason>) -> (Decision, &'static str) {
+    match result {
+        Ok(()) => (Decision::Allowed, "ok"),
+        Err(reason) => (Decision::Refused, reason.code()),
     }
 }
 
@@ -142,7 +150,8 @@ pub fn store_allowed(store: &str, groups: &[String], rules: &[Rule]) -> bool {
 }
 
 /// One token bucket's shape: `burst` requests at once, refilled at
-/// `per_second`.
+/// `per_second` (a rate that is not a positive finite number counts as 0:
+/// the burst, then nothing).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
     pub per_second: f64,
@@ -319,7 +328,15 @@ impl RateLimiter {
 
     /// A limiter whose clock starts at `epoch`; instants before it count
     /// as `epoch`.
-    pub fn starting_at(config: RateLimitConfig, epoch: Instant) -> RateLimiter {
+    pub fn starting_at(mut config: RateLimitConfig, epoch: Instant) -> RateLimiter {
+        for limit in [&mut config.device, &mut config.address]
+            .into_iter()
+            .flatten()
+        {
+            if !(limit.per_second.is_finite() && limit.per_second > 0.0) {
+                limit.per_second = 0.0;
+            }
+        }
         RateLimiter {
             config,
             epoch,
@@ -585,6 +602,33 @@ mod tests {
         let rules = vec![allow("::/0", None)];
         assert!(!address_allowed(ip("10.0.0.1"), &[], &rules));
         assert!(address_allowed(ip("::1"), &[], &rules));
+    }
+
+    #[test]
+    fn outcomes_for_the_audit_log() {
+        assert_eq!(audit_outcome(Ok(())), (Decision::Allowed, "ok"));
+        assert_eq!(
+            audit_outcome(Err(Reason::RateLimited)),
+            (Decision::Refused, "rate_limited")
+        );
+    }
+
+    #[test]
+    fn bad_rates_mean_no_refill() {
+        let t0 = Instant::now();
+        for rate in [f64::NAN, -1.0, f64::INFINITY, 0.0] {
+            let limiter = RateLimiter::starting_at(
+                RateLimitConfig {
+                    device: limit(rate, 2),
+                    address: None,
+                    ..RateLimitConfig::default()
+                },
+                t0,
+            );
+            assert!(limiter.check("d", ip("192.0.2.1"), t0));
+            assert!(limiter.check("d", ip("192.0.2.1"), t0));
+            assert!(!limiter.check("d", ip("192.0.2.1"), t0 + Duration::from_secs(3600)));
+        }
     }
 
     #[test]
