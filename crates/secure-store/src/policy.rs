@@ -367,27 +367,39 @@ impl RateLimiter {
     /// Takes one token for `device` and one for `address` if both have
     /// one; otherwise takes none and returns false.
     pub fn check(&self, device: &str, address: IpAddr, now: Instant) -> bool {
+        self.take(Some(device), address, now)
+    }
+
+    /// For requests without a device identity (the plain-HTTP Tang
+    /// listener): takes one token for `address` only.
+    pub fn check_address(&self, address: IpAddr, now: Instant) -> bool {
+        self.take(None, address, now)
+    }
+
+    fn take(&self, device: Option<&str>, address: IpAddr, now: Instant) -> bool {
         let now =
             u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
         let addr = self.address_key(address);
         let half_cap = (self.config.max_entries / 2).max(1);
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        let dev = self.config.device.map(|limit| {
-            t.devices.age_out(now, limit.refill_nanos());
-            (limit, t.devices.peek(device, &limit, now))
-        });
+        let dev = match (self.config.device, device) {
+            (Some(limit), Some(device)) => {
+                t.devices.age_out(now, limit.refill_nanos());
+                Some((device, t.devices.peek(device, &limit, now)))
+            }
+            _ => None,
+        };
         let adr = self.config.address.map(|limit| {
             t.addresses.age_out(now, limit.refill_nanos());
-            (limit, t.addresses.peek(&addr, &limit, now))
+            t.addresses.peek(&addr, &limit, now)
         });
-        let ok =
-            dev.is_none_or(|(_, b)| b.tokens >= 1.0) && adr.is_none_or(|(_, b)| b.tokens >= 1.0);
+        let ok = dev.is_none_or(|(_, b)| b.tokens >= 1.0) && adr.is_none_or(|b| b.tokens >= 1.0);
         let take = if ok { 1.0 } else { 0.0 };
-        if let Some((_, mut b)) = dev {
+        if let Some((device, mut b)) = dev {
             b.tokens -= take;
             t.devices.store(device, || device.into(), b, half_cap, now);
         }
-        if let Some((_, mut b)) = adr {
+        if let Some(mut b) = adr {
             b.tokens -= take;
             t.addresses.store(&addr, || addr, b, half_cap, now);
         }
@@ -720,6 +732,11 @@ mod tests {
             assert!(limiter.check("d", ip(&format!("198.51.100.{n}")), t0));
         }
         assert!(!limiter.check("d", ip("198.51.100.9"), t0));
+        // Without a device identity only the address counts.
+        assert!(limiter.check_address(ip("203.0.113.1"), t0));
+        assert!(limiter.check_address(ip("203.0.113.1"), t0));
+        assert!(!limiter.check_address(ip("203.0.113.1"), t0));
+        assert!(!limiter.check_address(ip("192.0.2.1"), t0));
     }
 
     #[test]
