@@ -16,8 +16,9 @@
 //!    [`Reason::StoreNotAllowed`] (see [`store_allowed`]).
 //!
 //! A request refused at steps 1–3 takes no token from the rate limiter.
-//! A check walks the rules once with no allocation: with 100 rules it is a
-//! few hundred nanoseconds plus one rate-limiter lookup.
+//! A check walks the rules once and allocates nothing (the rate limiter
+//! allocates only when it meets a new device): `benches/policy.rs` measures
+//! about 2 µs with 100 rules and 100,000 devices in the limiter.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
