@@ -418,7 +418,7 @@ impl Writer {
         if len == 0 {
             return Ok(());
         }
-        debug_assert!(self.frontier % BDS == 0);
+        debug_assert!(self.frontier.is_multiple_of(BDS));
         let index = self.frontier / BDS;
         seal_blocks(
             cipher,

@@ -120,6 +120,10 @@ impl Filesystem for FuseView {
             let _ = config.set_max_readahead(nearest);
         }
         let _ = config.set_max_background(64);
+        // O_TRUNC arrives with `open`, so that truncating a file and
+        // writing it again is one pending version, committed at close
+        // (without it the kernel sends a bare SETATTR(size = 0) first).
+        let _ = config.add_capabilities(fuser::consts::FUSE_ATOMIC_O_TRUNC);
         Ok(())
     }
 

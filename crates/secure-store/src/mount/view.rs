@@ -731,15 +731,20 @@ impl View {
         }
     }
 
-    /// `truncate(2)`/`ftruncate(2)`. Through a handle open for writing the
-    /// new size is pending like any write; without one it is committed at
-    /// once.
+    /// `truncate(2)`/`ftruncate(2)`. While the file is open for writing
+    /// through the mount the new size is pending like any write (committed
+    /// at close); otherwise it is committed at once.
     pub fn setattr_size(&mut self, ino: u64, fh: Option<u64>, size: u64) -> Result<Attr> {
         self.check_writable()?;
         if self.node(ino)?.kind == Kind::Dir {
             return Err(ViewError::IsDir);
         }
-        let through_writer = matches!(fh.and_then(|fh| self.handles.get(&fh)), Some(Handle::Write { ino: i }) if *i == ino);
+        // The kernel does not always say which handle truncates (no
+        // FATTR_FH on `ftruncate`): while the file is open for writing, a
+        // truncation is part of the pending version.
+        let by_handle = matches!(fh.and_then(|fh| self.handles.get(&fh)), Some(Handle::Write { ino: i }) if *i == ino);
+        let open_for_writing = self.writers.get(&ino).is_some_and(|s| s.users > 0);
+        let through_writer = by_handle || open_for_writing;
         let temporary = !self.writers.contains_key(&ino);
         self.start_writer(ino)?;
         let result = self.truncate_writer(ino, size).and_then(|()| {
