@@ -29,6 +29,7 @@ use std::io;
 use std::ops::Range;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use ssformat::rclone::content::{
@@ -61,9 +62,9 @@ impl std::fmt::Debug for Scratch {
 
 /// A complete rclone crypt file open for reading: its file, nonce and
 /// plaintext size (from the encrypted size, without decrypting anything).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Sealed {
-    file: File,
+    file: Arc<File>,
     nonce: FileNonce,
     size: u64,
 }
@@ -76,7 +77,11 @@ impl Sealed {
         let mut head = [0u8; HEADER_SIZE];
         file.read_exact_at(&mut head, 0)?;
         let nonce = content::parse_header(&head)?;
-        Ok(Sealed { file, nonce, size })
+        Ok(Sealed {
+            file: Arc::new(file),
+            nonce,
+            size,
+        })
     }
 
     /// Plaintext size.
@@ -127,6 +132,47 @@ impl Sealed {
     }
 }
 
+thread_local! {
+    /// Each worker thread's buffers for [`ReadJob`]s.
+    static JOB_SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// A large read of a committed file, to run on a worker thread so that the
+/// FUSE thread can take the next request meanwhile (the kernel sends
+/// readahead requests ahead of the reader). It holds its own reference to
+/// the open file, so a release or a commit in between does not disturb it.
+#[derive(Debug)]
+pub struct ReadJob {
+    sealed: Sealed,
+    cipher: Arc<BlockCipher>,
+    offset: u64,
+    len: usize,
+}
+
+impl ReadJob {
+    /// A read of `len` bytes at `offset` of `sealed`.
+    pub fn new(sealed: Sealed, cipher: Arc<BlockCipher>, offset: u64, len: usize) -> Self {
+        ReadJob {
+            sealed,
+            cipher,
+            offset,
+            len,
+        }
+    }
+
+    /// Decrypts the range into this thread's buffers and hands it to
+    /// `reply`.
+    pub fn run<R>(self, reply: impl FnOnce(Result<&[u8], StreamError>) -> R) -> R {
+        JOB_SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            reply(
+                self.sealed
+                    .read_range(&self.cipher, self.offset, self.len, &mut scratch),
+            )
+        })
+    }
+}
+
 /// Reads and decrypts the blocks covering `offset..offset+len` of a file
 /// whose first `size` plaintext bytes are complete blocks sealed with
 /// `nonce`. Returns the requested bytes' range in `scratch.plain`.
@@ -152,15 +198,18 @@ fn read_blocks(
     let block_plain_end = size.min((last + 1) * BDS);
     let covered_plain = (block_plain_end - first * BDS) as usize;
     let enc_len = covered_plain + count * BLOCK_OVERHEAD;
-    scratch.sealed.resize(enc_len, 0);
+    // Buffers only grow (no zero-filling per request).
+    if scratch.sealed.len() < enc_len {
+        scratch.sealed.resize(enc_len, 0);
+    }
     if scratch.plain.len() < covered_plain {
         scratch.plain.resize(covered_plain, 0);
     }
     file.read_exact_at(
-        &mut scratch.sealed,
+        &mut scratch.sealed[..enc_len],
         HEADER_SIZE as u64 + first * BLOCK_SIZE as u64,
     )?;
-    let sealed = &scratch.sealed[..];
+    let sealed = &scratch.sealed[..enc_len];
     let plain = &mut scratch.plain[..covered_plain];
     let open = |(i, (block, out)): (usize, (&[u8], &mut [u8]))| {
         cipher
@@ -459,7 +508,7 @@ impl Writer {
         let _ = fs::remove_file(&out.path);
         out.kept = true;
         self.src = Sealed {
-            file,
+            file: Arc::new(file),
             nonce: out.nonce,
             size: self.size,
         };
@@ -481,7 +530,7 @@ impl Writer {
         fs::rename(&out.path, dest)?;
         out.kept = true;
         self.src = Sealed {
-            file: out.file.try_clone()?,
+            file: Arc::new(out.file.try_clone()?),
             nonce: out.nonce,
             size: self.size,
         };

@@ -17,7 +17,7 @@ use fuser::{
 };
 use libc::c_int;
 
-use super::view::{Attr, Kind, View, ViewError};
+use super::view::{Attr, Kind, ReadOutcome, View, ViewError};
 
 /// How long the kernel may cache names and attributes. Only this mount
 /// changes the store while it is mounted, so a second is safe and saves
@@ -60,6 +60,7 @@ fn fail(op: &str, err: &ViewError) -> c_int {
 #[derive(Debug)]
 pub struct FuseView {
     view: View,
+    storage: std::path::PathBuf,
     uid: u32,
     gid: u32,
     /// Directory listings taken at `opendir`, so offsets stay stable.
@@ -71,6 +72,7 @@ impl FuseView {
     /// Serves `view`, presenting every file as owned by `uid:gid`.
     pub fn new(view: View, uid: u32, gid: u32) -> Self {
         FuseView {
+            storage: view.storage().to_owned(),
             view,
             uid,
             gid,
@@ -257,8 +259,19 @@ impl Filesystem for FuseView {
             reply.error(libc::EINVAL);
             return;
         };
-        match self.view.read(fh, offset, size) {
-            Ok(data) => reply.data(data),
+        match self.view.read_or_job(fh, offset, size) {
+            Ok(ReadOutcome::Data(data)) => reply.data(data),
+            // Large reads decrypt on a worker while this thread takes the
+            // next request (readahead arrives several at a time).
+            Ok(ReadOutcome::Job(job)) => {
+                let storage = self.storage.clone();
+                rayon::spawn(move || {
+                    job.run(|result| match result {
+                        Ok(data) => reply.data(data),
+                        Err(e) => reply.error(fail("read", &ViewError::from_stream(&storage, e))),
+                    })
+                });
+            }
             Err(e) => reply.error(fail("read", &e)),
         }
     }

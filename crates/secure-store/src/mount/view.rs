@@ -22,13 +22,14 @@ use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use ssformat::rclone::content::{self, ContentError, BLOCK_DATA_SIZE};
+use ssformat::rclone::content::{self, BlockCipher, ContentError, BLOCK_DATA_SIZE};
 use ssformat::rclone::local;
 use zeroize::Zeroizing;
 
-use super::content::{Scratch, Sealed, TempSealed, Writer};
+use super::content::{ReadJob, Sealed, TempSealed, Writer};
 use crate::crypt::output::TEMP_PREFIX;
 use crate::crypt::store::Store;
 use crate::crypt::stream::StreamError;
@@ -77,6 +78,11 @@ impl ViewError {
         }
     }
 
+    /// A content or I/O failure on the file at `path`.
+    pub fn from_stream(path: &Path, e: StreamError) -> ViewError {
+        ViewError::stream(path)(e)
+    }
+
     fn stream(path: &Path) -> impl FnOnce(StreamError) -> ViewError + '_ {
         move |e| match e {
             StreamError::Io(error) => ViewError::io(path)(error),
@@ -109,6 +115,14 @@ pub struct Attr {
     pub ctime: SystemTime,
     /// 0o600 for files, 0o700 for folders (0o400/0o500 read-only).
     pub perm: u16,
+}
+
+/// What a read gives: the bytes now, or a job that decrypts them on
+/// another thread.
+#[derive(Debug)]
+pub enum ReadOutcome<'a> {
+    Data(&'a [u8]),
+    Job(ReadJob),
 }
 
 /// One listing entry.
@@ -157,6 +171,7 @@ struct WriterSlot {
 #[derive(Debug)]
 pub struct View {
     store: Store,
+    cipher: Arc<BlockCipher>,
     read_only: bool,
     nodes: HashMap<u64, Node>,
     by_name: HashMap<(u64, String), u64>,
@@ -164,7 +179,6 @@ pub struct View {
     handles: HashMap<u64, Handle>,
     next_fh: u64,
     writers: HashMap<u64, WriterSlot>,
-    scratch: Scratch,
     pending: Vec<u8>,
     sealed: Vec<u8>,
     hidden_logged: HashSet<PathBuf>,
@@ -197,6 +211,7 @@ impl View {
             },
         );
         Ok(View {
+            cipher: Arc::new(store.blocks().clone()),
             store,
             read_only,
             nodes,
@@ -205,11 +220,15 @@ impl View {
             handles: HashMap::new(),
             next_fh: 1,
             writers: HashMap::new(),
-            scratch: Scratch::default(),
             pending: Vec::new(),
             sealed: Vec::new(),
             hidden_logged: HashSet::new(),
         })
+    }
+
+    /// The folder of encrypted files.
+    pub fn storage(&self) -> &Path {
+        self.store.storage()
     }
 
     /// Whether writes are refused.
@@ -578,8 +597,21 @@ impl View {
         Ok((attr, fh))
     }
 
-    /// Reads up to `size` bytes at `offset` through handle `fh`.
-    pub fn read(&mut self, fh: u64, offset: u64, size: u32) -> Result<&[u8]> {
+    /// Reads up to `size` bytes at `offset` through handle `fh`, at once.
+    pub fn read(&mut self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        match self.read_or_job(fh, offset, size)? {
+            ReadOutcome::Data(d) => Ok(d.to_vec()),
+            ReadOutcome::Job(job) => {
+                let storage = self.store.storage();
+                job.run(|r| r.map(<[u8]>::to_vec).map_err(ViewError::stream(storage)))
+            }
+        }
+    }
+
+    /// Reads up to `size` bytes at `offset` through handle `fh`: small
+    /// reads and reads of files with pending writes at once, large reads
+    /// of committed files as a [`ReadJob`] for a worker thread.
+    pub fn read_or_job(&mut self, fh: u64, offset: u64, size: u32) -> Result<ReadOutcome<'_>> {
         let ino = match self.handles.get(&fh) {
             Some(Handle::Read { ino, .. } | Handle::Write { ino }) => *ino,
             None => return Err(ViewError::BadHandle),
@@ -591,7 +623,7 @@ impl View {
             slot.writer
                 .read(cipher, offset, size as usize, &mut self.pending)
                 .map_err(ViewError::stream(&storage))?;
-            return Ok(&self.pending);
+            return Ok(ReadOutcome::Data(&self.pending));
         }
         let version = self.node(ino)?.version;
         let stale = match self.handles.get(&fh) {
@@ -628,7 +660,7 @@ impl View {
         let bds = BLOCK_DATA_SIZE as u64;
         let end = offset.saturating_add(u64::from(size)).min(file.size());
         if offset >= end {
-            return Ok(&[]);
+            return Ok(ReadOutcome::Data(&[]));
         }
         let index = offset / bds;
         if (end - 1) / bds == index {
@@ -642,10 +674,14 @@ impl View {
             }
             let start = (offset - index * bds) as usize;
             let stop = (end - index * bds) as usize;
-            return Ok(&block[start..stop]);
+            return Ok(ReadOutcome::Data(&block[start..stop]));
         }
-        file.read_range(cipher, offset, size as usize, &mut self.scratch)
-            .map_err(ViewError::stream(storage))
+        Ok(ReadOutcome::Job(ReadJob::new(
+            file.clone(),
+            Arc::clone(&self.cipher),
+            offset,
+            size as usize,
+        )))
     }
 
     /// Writes `data` at `offset` through handle `fh` (open for writing).
@@ -961,7 +997,7 @@ mod tests {
         let fh = view.open(ino, false, false).unwrap();
         let mut out = Vec::new();
         loop {
-            let chunk = view.read(fh, out.len() as u64, 131072).unwrap().to_vec();
+            let chunk = view.read(fh, out.len() as u64, 131072).unwrap();
             if chunk.is_empty() {
                 break;
             }
@@ -1001,7 +1037,7 @@ mod tests {
         // Random offsets.
         let fh = view.open(ino, false, false).unwrap();
         for (off, n) in [(65530u64, 12u32), (1, 1), (200_000, 70_000), (299_999, 5)] {
-            let got = view.read(fh, off, n).unwrap().to_vec();
+            let got = view.read(fh, off, n).unwrap();
             let end = (off as usize + n as usize).min(content.len());
             assert!(got == content[off as usize..end], "offset {off}");
         }
