@@ -163,13 +163,15 @@ impl ReadJob {
     /// Decrypts the range into this thread's buffers and hands it to
     /// `reply`.
     pub fn run<R>(self, reply: impl FnOnce(Result<&[u8], StreamError>) -> R) -> R {
-        JOB_SCRATCH.with(|scratch| {
-            let mut scratch = scratch.borrow_mut();
-            reply(
-                self.sealed
-                    .read_range(&self.cipher, self.offset, self.len, &mut scratch),
-            )
-        })
+        // Taken out of the slot, not borrowed: while this job waits for its
+        // parallel decryption, rayon may run another job on this thread.
+        let mut scratch = JOB_SCRATCH.with(|slot| slot.take());
+        let out = reply(
+            self.sealed
+                .read_range(&self.cipher, self.offset, self.len, &mut scratch),
+        );
+        JOB_SCRATCH.with(|slot| slot.replace(scratch));
+        out
     }
 }
 

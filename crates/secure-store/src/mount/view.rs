@@ -416,11 +416,13 @@ impl View {
             return;
         };
         node.lookups = node.lookups.saturating_sub(n);
-        let in_use = self.writers.contains_key(&ino)
+        // Folders stay (their children's paths go through them; there are
+        // few of them); files go once unused.
+        let in_use = node.kind == Kind::Dir
+            || self.writers.contains_key(&ino)
             || self.handles.values().any(|h| match h {
                 Handle::Read { ino: i, .. } | Handle::Write { ino: i } => *i == ino,
-            })
-            || self.nodes.values().any(|n| n.parent == ino && !n.gone);
+            });
         let node = &self.nodes[&ino];
         if node.lookups == 0 && !in_use {
             let key = (node.parent, node.name.clone());

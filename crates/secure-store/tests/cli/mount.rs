@@ -215,6 +215,16 @@ fn mount_posix_operations_then_stock_rclone_reads_everything() {
         assert!(buf == big[off..off + len], "read at {off}");
     }
     drop(f);
+    // Several readers of one file at once (large reads run on workers).
+    let readers: Vec<_> = (0..4)
+        .map(|_| {
+            let path = mnt.join("big.bin");
+            std::thread::spawn(move || fs::read(path).unwrap())
+        })
+        .collect();
+    for r in readers {
+        assert!(r.join().unwrap() == big, "concurrent read differs");
+    }
 
     // Write a new multi-block file; overwrite an old one.
     let new = noise(5 * 65536 + 77, 42);
