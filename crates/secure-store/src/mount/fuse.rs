@@ -395,6 +395,24 @@ impl Filesystem for FuseView {
         reply.ok();
     }
 
+    fn statfs(&mut self, _req: &Request<'_>, _ino: u64, reply: fuser::ReplyStatfs) {
+        // The storage file system's numbers: `df` on the mount shows the
+        // space left for encrypted files.
+        match nix::sys::statvfs::statvfs(self.storage.as_path()) {
+            Ok(s) => reply.statfs(
+                s.blocks(),
+                s.blocks_free(),
+                s.blocks_available(),
+                s.files(),
+                s.files_free(),
+                s.block_size() as u32,
+                255,
+                s.fragment_size() as u32,
+            ),
+            Err(e) => reply.error(e as c_int),
+        }
+    }
+
     fn access(&mut self, _req: &Request<'_>, ino: u64, _mask: i32, reply: ReplyEmpty) {
         // `default_permissions` makes the kernel check the mode bits.
         match self.view.getattr(ino) {
