@@ -45,6 +45,9 @@ use crate::crypt::stream::StreamError;
 pub const WINDOW_BLOCKS: usize = 16;
 const WINDOW: usize = WINDOW_BLOCKS * BLOCK_DATA_SIZE;
 const BDS: u64 = BLOCK_DATA_SIZE as u64;
+/// A 1 MiB read splits into at most two tasks: several reads are usually
+/// in flight (kernel readahead), so finer splitting only adds stealing.
+const MIN_BLOCKS_PER_TASK: usize = WINDOW_BLOCKS / 2;
 
 /// Reusable buffers for batch reads: ciphertext and plaintext of up to a
 /// few MiB. The plaintext one is zeroized when dropped.
@@ -225,6 +228,7 @@ fn read_blocks(
             .par_chunks(BLOCK_SIZE)
             .zip(plain.par_chunks_mut(BLOCK_DATA_SIZE))
             .enumerate()
+            .with_min_len(MIN_BLOCKS_PER_TASK)
             .try_for_each(open)?;
     }
     let skip = (offset - first * BDS) as usize;
