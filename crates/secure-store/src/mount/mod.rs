@@ -101,6 +101,8 @@ impl Mounted {
             Ok(m) if m.is_dir() => {}
             _ => return Err(MountError::NotADir { dir }),
         }
+        // Absolute, so that unmounting works from any working directory.
+        let dir = fs::canonicalize(&dir).unwrap_or(dir);
         let view = View::new(store, options.read_only).map_err(|error| MountError::View {
             dir: dir.clone(),
             error,
