@@ -748,6 +748,82 @@ mod tests {
         model_check(&base, &[("w", 0, 0)]);
     }
 
+    /// One step of the reference model: write, truncate, commit or read.
+    #[derive(Clone, Debug)]
+    enum Op {
+        Write(u64, usize),
+        Truncate(u64),
+        Commit,
+        Read(u64, usize),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        // Offsets and sizes around block and window edges.
+        let pos = prop_oneof![
+            0u64..200,
+            (0u64..40).prop_map(|b| b * BDS),
+            (0u64..40).prop_map(|b| b * BDS + BDS - 1),
+            0u64..(40 * BDS),
+        ];
+        let len = prop_oneof![1usize..100, Just(BLOCK_DATA_SIZE), 0usize..(3 * WINDOW / 2)];
+        prop_oneof![
+            4 => (pos.clone(), len.clone()).prop_map(|(p, l)| Op::Write(p, l)),
+            1 => pos.clone().prop_map(Op::Truncate),
+            1 => Just(Op::Commit),
+            2 => (pos, len).prop_map(|(p, l)| Op::Read(p, l)),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+        /// The writer against a `Vec<u8>`: every read, the size and the
+        /// committed file agree with the model after any sequence of ops.
+        #[test]
+        fn writer_matches_a_byte_vector(
+            initial_len in 0usize..(3 * BLOCK_DATA_SIZE),
+            ops in proptest::collection::vec(op(), 1..12),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let c = cipher();
+            let initial = noise(initial_len, 5);
+            let path = sealed_file(dir.path(), &c, &initial);
+            let mut model = initial.clone();
+            let mut w = Writer::new(Sealed::open(File::open(&path).unwrap()).unwrap(), dir.path());
+            for (i, op) in ops.iter().enumerate() {
+                match *op {
+                    Op::Write(off, n) => {
+                        let data = noise(n, i as u8);
+                        w.write(&c, off, &data).unwrap();
+                        let end = off as usize + n;
+                        if model.len() < end {
+                            model.resize(end, 0);
+                        }
+                        model[off as usize..end].copy_from_slice(&data);
+                    }
+                    Op::Truncate(size) => {
+                        w.truncate(&c, size).unwrap();
+                        model.resize(size as usize, 0);
+                    }
+                    Op::Commit => {
+                        w.commit(&c, &path).unwrap();
+                        proptest::prop_assert!(read_all(&path, &c) == model);
+                    }
+                    Op::Read(off, n) => {
+                        let mut buf = Vec::new();
+                        w.read(&c, off, n, &mut buf).unwrap();
+                        let lo = (off as usize).min(model.len());
+                        let hi = (off as usize + n).min(model.len());
+                        proptest::prop_assert!(buf == model[lo..hi]);
+                    }
+                }
+                proptest::prop_assert_eq!(w.size(), model.len() as u64);
+            }
+            w.commit(&c, &path).unwrap();
+            proptest::prop_assert!(read_all(&path, &c) == model);
+        }
+    }
+
     #[test]
     fn uncommitted_writer_leaves_old_file_and_no_temp() {
         let dir = tempfile::tempdir().unwrap();
