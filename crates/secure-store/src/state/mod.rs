@@ -238,3 +238,41 @@ pub fn open(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_picks_sqlite_for_paths_and_sqlite_urls() {
+        let tmp = tempfile::tempdir().unwrap();
+        let default = tmp.path().join("default/state.db");
+        open(None, &default)
+            .unwrap()
+            .revoke(&RevocationTarget::Device("a".into()), 1)
+            .unwrap();
+        assert!(default.is_file());
+        let plain = tmp.path().join("plain.db");
+        open(Some(plain.to_str().unwrap()), &default).unwrap();
+        assert!(plain.is_file());
+        let prefixed = tmp.path().join("prefixed.db");
+        open(Some(&format!("sqlite:{}", prefixed.display())), &default).unwrap();
+        assert!(prefixed.is_file());
+        let slashes = tmp.path().join("slashes.db");
+        open(Some(&format!("sqlite://{}", slashes.display())), &default).unwrap();
+        assert!(slashes.is_file());
+    }
+
+    #[test]
+    fn open_refuses_other_schemes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let default = tmp.path().join("state.db");
+        for url in ["mysql://db/x", "sqlite:", ""] {
+            assert!(
+                matches!(open(Some(url), &default), Err(StateError::Invalid { .. })),
+                "{url}"
+            );
+        }
+        assert!(!default.exists());
+    }
+}

@@ -253,7 +253,15 @@ impl Cluster {
         let out = as_user(&mut Command::new(bindir.join("initdb")), user)
             .arg("-D")
             .arg(&data)
-            .args(["-U", USER, "--auth=trust", "-N", "-E", "UTF8", "--no-locale"])
+            .args([
+                "-U",
+                USER,
+                "--auth=trust",
+                "-N",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ])
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("running initdb: {e}"))?;

@@ -414,8 +414,9 @@ fn migrate(client: &mut Client, now: i64) -> Result<(), StateError> {
         });
     }
     for &(version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
-        tx.batch_execute(sql)
-            .map_err(|e| StateError::Database(format!("migration {version}: {}", StateError::from(e))))?;
+        tx.batch_execute(sql).map_err(|e| {
+            StateError::Database(format!("migration {version}: {}", StateError::from(e)))
+        })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)",
             &[&version, &now],
@@ -633,9 +634,8 @@ impl Store for PostgresStore {
                     "DELETE FROM device_groups WHERE device_id = $1",
                     &[&s.device_id],
                 )?;
-                let ins = tx.prepare(
-                    "INSERT INTO device_groups (device_id, group_name) VALUES ($1, $2)",
-                )?;
+                let ins = tx
+                    .prepare("INSERT INTO device_groups (device_id, group_name) VALUES ($1, $2)")?;
                 for g in &groups {
                     tx.execute(&ins, &[&s.device_id, g])?;
                 }
@@ -837,7 +837,8 @@ impl Store for PostgresStore {
         self.write(|tx| {
             // Serialises appenders of every replica until commit.
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK_KEY])?;
-            let last = tx.query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?;
+            let last =
+                tx.query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?;
             let (seq, prev_hash) = match last {
                 Some(row) => (row.try_get::<_, i64>(0)? + 1, row.try_get::<_, String>(1)?),
                 None => (1, GENESIS_HASH.to_owned()),
@@ -942,5 +943,337 @@ impl Store for PostgresStore {
             }
             Ok(verifier.finish())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The shared behavioural suite (state/suite.rs) against a real
+    //! PostgreSQL ([`super::super::pg_cluster`]), plus what only several
+    //! replicas and a network database can do: concurrent appenders in two
+    //! stores, changes seen across stores, connections killed under a store.
+
+    use super::super::pg_cluster;
+    use super::super::suite::{self, event};
+    use super::*;
+
+    /// A new database's URL, or `None` to skip (PostgreSQL missing and not
+    /// required).
+    fn database() -> Option<String> {
+        pg_cluster::fresh_database()
+    }
+
+    fn db_name(url: &str) -> &str {
+        url.rsplit('/').next().unwrap()
+    }
+
+    fn exec(url: &str, sql: &str) {
+        Client::connect(url, NoTls)
+            .unwrap()
+            .batch_execute(sql)
+            .unwrap();
+    }
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<PostgresStore>();
+    }
+
+    #[test]
+    fn urls_are_shown_without_password() {
+        assert_eq!(
+            redact_url("postgres://ss:s3cr:et@db.example:5432/state?sslmode=disable"),
+            "postgres://ss:***@db.example:5432/state?sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgresql://ss@db.example/state"),
+            "postgresql://ss@db.example/state"
+        );
+        assert_eq!(redact_url("postgres:///state"), "postgres:///state");
+        assert_eq!(
+            redact_url("postgres://ss:pw@[::1]:5432/x"),
+            "postgres://ss:***@[::1]:5432/x"
+        );
+    }
+
+    #[test]
+    fn unreachable_database_is_an_error_without_the_password() {
+        // Port 1 on the loopback: nothing listens, the connect is refused.
+        let err = PostgresStore::open("postgres://ss:hunter2@127.0.0.1:1/state").unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StateError::Database(_)), "{text}");
+        assert!(
+            text.contains("connecting to postgres://ss:***@127.0.0.1:1/state"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(matches!(
+            PostgresStore::open("postgres://ss@127.0.0.1:notaport/state"),
+            Err(StateError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn sightings_register_and_update_devices() {
+        let Some(url) = database() else { return };
+        suite::sightings_register_and_update_devices(&PostgresStore::open(&url).unwrap());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let Some(url) = database() else { return };
+        suite::bad_values_are_refused(&PostgresStore::open(&url).unwrap());
+    }
+
+    #[test]
+    fn status_registers_unseen_devices_and_feeds_policy() {
+        let Some(url) = database() else { return };
+        suite::status_registers_unseen_devices_and_feeds_policy(
+            &PostgresStore::open(&url).unwrap(),
+        );
+    }
+
+    #[test]
+    fn revocations_by_device_and_serial_apply_at_once() {
+        let Some(url) = database() else { return };
+        suite::revocations_by_device_and_serial_apply_at_once(&PostgresStore::open(&url).unwrap());
+    }
+
+    #[test]
+    fn rules_add_list_remove() {
+        let Some(url) = database() else { return };
+        suite::rules_add_list_remove(&PostgresStore::open(&url).unwrap());
+    }
+
+    #[test]
+    fn audit_appends_chain_and_filters() {
+        let Some(url) = database() else { return };
+        suite::audit_appends_chain_and_filters(&PostgresStore::open(&url).unwrap());
+    }
+
+    #[test]
+    fn changes_through_replica_a_apply_to_the_next_request_of_replica_b() {
+        let Some(url) = database() else { return };
+        let b = PostgresStore::open(&url).unwrap();
+        let a = PostgresStore::open(&url).unwrap();
+        suite::changes_through_one_instance_apply_to_the_next_request_of_another(&b, &a);
+    }
+
+    #[test]
+    fn revoke_through_replica_a_is_refused_by_replica_b_at_once() {
+        let Some(url) = database() else { return };
+        let a = PostgresStore::open(&url).unwrap();
+        let b = PostgresStore::open(&url).unwrap();
+        let groups = vec!["cam".to_owned()];
+        b.record_sighting(&suite::sighting("sensor-17", &groups, "0a", 1))
+            .unwrap();
+        // B has served the device before (rules cached, connections pooled).
+        for _ in 0..3 {
+            let p = b.policy_inputs("sensor-17", "0a").unwrap();
+            assert!(!p.revoked);
+            assert_eq!(p.status, Some(DeviceStatus::Enabled));
+        }
+        a.revoke(&RevocationTarget::Device("sensor-17".into()), 2)
+            .unwrap();
+        assert!(b.policy_inputs("sensor-17", "0a").unwrap().revoked);
+        a.set_status("sensor-18", DeviceStatus::Disabled, 3)
+            .unwrap();
+        assert_eq!(
+            b.policy_inputs("sensor-18", "1").unwrap().status,
+            Some(DeviceStatus::Disabled)
+        );
+        assert!(b.device("sensor-17").unwrap().unwrap().revoked);
+    }
+
+    fn chain_in_new_database(n: i64) -> (Box<dyn Store>, Box<dyn Fn(&str)>) {
+        let url = database().expect("PostgreSQL was there for the first database");
+        let store = PostgresStore::open(&url).unwrap();
+        suite::append_chain(&store, n);
+        (Box::new(store), Box::new(move |sql: &str| exec(&url, sql)))
+    }
+
+    #[test]
+    fn tampering_is_detected_at_the_right_seq() {
+        if database().is_none() {
+            return;
+        }
+        suite::tampering_is_detected_at_the_right_seq(&chain_in_new_database);
+    }
+
+    #[test]
+    fn tampered_then_counted_to_the_end() {
+        if database().is_none() {
+            return;
+        }
+        suite::tampered_then_counted_to_the_end(&chain_in_new_database);
+    }
+
+    #[test]
+    fn concurrent_appenders_in_two_replicas_keep_one_chain() {
+        let Some(url) = database() else { return };
+        suite::concurrent_appenders_in_two_stores_keep_one_chain([
+            Arc::new(PostgresStore::open_with(&url, 2).unwrap()),
+            Arc::new(PostgresStore::open(&url).unwrap()),
+        ]);
+    }
+
+    #[test]
+    fn reopen_keeps_data_and_applies_no_migration_twice() {
+        let Some(url) = database() else { return };
+        let spec = RuleSpec::Network {
+            action: RuleAction::Allow,
+            cidr: "10.0.0.0/8".parse().unwrap(),
+            group: None,
+        };
+        let rule = {
+            let store = PostgresStore::open(&url).unwrap();
+            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+            store.add_rule(&spec, 5).unwrap()
+        };
+        for _ in 0..2 {
+            let store = PostgresStore::open(&url).unwrap();
+            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+            assert_eq!(store.rules().unwrap(), vec![rule.clone()]);
+        }
+        let rows: i64 = Client::connect(&url, NoTls)
+            .unwrap()
+            .query_one("SELECT COUNT(*) FROM schema_migrations", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn replicas_starting_together_on_an_empty_database_migrate_once() {
+        let Some(url) = database() else { return };
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || PostgresStore::open(&url).map(|_| ()))
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        let rows: i64 = Client::connect(&url, NoTls)
+            .unwrap()
+            .query_one("SELECT COUNT(*) FROM schema_migrations", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let Some(url) = database() else { return };
+        drop(PostgresStore::open(&url).unwrap());
+        exec(
+            &url,
+            &format!(
+                "INSERT INTO schema_migrations (version, applied) VALUES ({}, 0)",
+                SCHEMA_VERSION + 1
+            ),
+        );
+        match PostgresStore::open(&url) {
+            Err(StateError::SchemaTooNew { found, supported }) => {
+                assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_sqlite_migration_files_run_unchanged() {
+        let Some(url) = database() else { return };
+        drop(PostgresStore::open(&url).unwrap());
+        let mut c = Client::connect(&url, NoTls).unwrap();
+        let tables: Vec<String> = c
+            .query(
+                "SELECT table_name::TEXT FROM information_schema.tables \
+                 WHERE table_schema = 'public' ORDER BY table_name",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(
+            tables,
+            [
+                "audit",
+                "counters",
+                "device_groups",
+                "device_serials",
+                "devices",
+                "revocations",
+                "rules",
+                "schema_migrations"
+            ]
+        );
+    }
+
+    #[test]
+    fn lost_connections_are_replaced_and_no_audit_entry_is_lost_or_doubled() {
+        let Some(url) = database() else { return };
+        let cluster = pg_cluster::shared().unwrap();
+        let store = Arc::new(PostgresStore::open_with(&url, 4).unwrap());
+        let mut appended = 0u64;
+        let mut n = 0i64;
+        for round in 0..4 {
+            // Fill the pool with several idle connections.
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let store = Arc::clone(&store);
+                    std::thread::spawn(move || {
+                        store
+                            .append_audit(&event(1000 * round + t, "warm"))
+                            .unwrap();
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            appended += 4;
+            assert!(cluster.terminate_sessions(db_name(&url)).unwrap() >= 1);
+            // The next call may fail (its connection died under it) or
+            // succeed on a fresh one; it never panics.
+            n += 1;
+            match store.append_audit(&event(n, "after-cut")) {
+                Ok(_) => appended += 1,
+                Err(e) => assert!(matches!(e, StateError::Database(_)), "{e}"),
+            }
+            // The one after succeeds.
+            n += 1;
+            store.append_audit(&event(n, "after-cut")).unwrap();
+            appended += 1;
+            assert!(!store.policy_inputs("d", "1").unwrap().revoked);
+            // Reads recover the same way.
+            cluster.terminate_sessions(db_name(&url)).unwrap();
+            let _ = store.rules();
+            store.rules().unwrap();
+        }
+        assert_eq!(
+            store.verify_audit().unwrap(),
+            AuditVerification {
+                entries: appended,
+                first_bad_seq: None
+            }
+        );
+    }
+
+    #[test]
+    fn open_by_url_picks_postgres() {
+        let Some(url) = database() else { return };
+        let tmp = std::env::temp_dir().join("never-created.db");
+        let store = super::super::open(Some(&url), &tmp).unwrap();
+        store
+            .revoke(&RevocationTarget::Device("x".into()), 1)
+            .unwrap();
+        assert!(!tmp.exists());
+        let alt = url.replacen("postgres://", "postgresql://", 1);
+        let other = super::super::open(Some(&alt), &tmp).unwrap();
+        assert!(other.policy_inputs("x", "1").unwrap().revoked);
     }
 }
