@@ -1086,7 +1086,7 @@ mod tests {
         assert!(b.device("sensor-17").unwrap().unwrap().revoked);
     }
 
-    fn chain_in_new_database(n: i64) -> (Box<dyn Store>, Box<dyn Fn(&str)>) {
+    fn chain_in_new_database(n: i64) -> suite::ChainedStore {
         let url = database().expect("PostgreSQL was there for the first database");
         let store = PostgresStore::open(&url).unwrap();
         suite::append_chain(&store, n);

@@ -930,7 +930,7 @@ mod tests {
     }
 
     /// A file database holding a chain of `n` entries, and raw SQL on it.
-    fn chain_on_file(n: i64) -> (Box<dyn Store>, Box<dyn Fn(&str)>) {
+    fn chain_on_file(n: i64) -> suite::ChainedStore {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("state.db");
         let store = SqliteStore::open(&path).unwrap();

@@ -311,7 +311,10 @@ pub fn changes_through_one_instance_apply_to_the_next_request_of_another(
 
 /// A fresh store holding a chain of `n` entries, and a way to run raw SQL
 /// on its database behind the store's back.
-pub type ChainMaker<'a> = &'a dyn Fn(i64) -> (Box<dyn Store>, Box<dyn Fn(&str)>);
+pub type ChainedStore = (Box<dyn Store>, Box<dyn Fn(&str)>);
+
+/// Makes a [`ChainedStore`] with a chain of `n` entries.
+pub type ChainMaker<'a> = &'a dyn Fn(i64) -> ChainedStore;
 
 fn first_bad_after(make: ChainMaker<'_>, sql: &str) -> Option<i64> {
     let (store, exec) = make(6);
