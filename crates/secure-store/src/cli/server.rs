@@ -131,23 +131,41 @@ pub struct ServerArgs {
     )]
     max_body_bytes: usize,
 
-    /// Unlocks per minute per device (0 = unlimited).
+    /// Unlocks per second a device may sustain (0 = no per-device limit).
     #[arg(
         long,
-        value_name = "N",
-        default_value_t = 60,
+        value_name = "RATE",
+        default_value_t = 1.0,
         env = "SECURE_STORE_RATE_PER_DEVICE"
     )]
-    rate_per_device: u32,
+    rate_per_device: f64,
 
-    /// Unlocks per minute per source address (0 = unlimited).
+    /// Unlocks a device may make at once before the rate applies.
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 600,
+        default_value_t = 10,
+        env = "SECURE_STORE_RATE_BURST_DEVICE"
+    )]
+    rate_burst_device: u32,
+
+    /// Unlocks per second one source address may sustain (0 = no per-address limit).
+    #[arg(
+        long,
+        value_name = "RATE",
+        default_value_t = 20.0,
         env = "SECURE_STORE_RATE_PER_ADDRESS"
     )]
-    rate_per_address: u32,
+    rate_per_address: f64,
+
+    /// Unlocks one source address may make at once before the rate applies.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 200,
+        env = "SECURE_STORE_RATE_BURST_ADDRESS"
+    )]
+    rate_burst_address: u32,
 
     /// Worker threads [default: one per core].
     #[arg(long, value_name = "N", env = "SECURE_STORE_THREADS")]
@@ -266,8 +284,10 @@ async fn serve(args: ServerArgs, dir: ServerDir) -> anyhow::Result<ExitCode> {
         shutdown_grace: args.shutdown_grace,
     };
     let rates = RateLimits {
-        per_device: args.rate_per_device,
-        per_address: args.rate_per_address,
+        device_per_second: args.rate_per_device,
+        device_burst: args.rate_burst_device,
+        address_per_second: args.rate_per_address,
+        address_burst: args.rate_burst_address,
     };
     let password = legacy_password(&args)?;
     let tls = tls_config(&dir, args.legacy)?;
@@ -385,8 +405,9 @@ fn tls_config(dir: &ServerDir, legacy: bool) -> anyhow::Result<Arc<rustls::Serve
 }
 
 fn open_store(path: &Path) -> anyhow::Result<Arc<dyn crate::state::Store>> {
-    let _ = path;
-    bail!("the state store needs the state work (state::sqlite::SqliteStore)")
+    let store = crate::state::sqlite::SqliteStore::open(path)
+        .with_context(|| format!("cannot open the state store {}", path.display()))?;
+    Ok(Arc::new(store))
 }
 
 fn identify_fn(legacy: bool) -> server::listener::Identify {

@@ -294,10 +294,20 @@ where
             .await
             .map_err(|e| classify(disp, &e))?;
         let driver = tokio::spawn(conn);
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| classify(disp, &e))?;
+        let resp = match sender.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                // When the connection dies (a TLS alert after the
+                // handshake: our certificate was refused), the request
+                // only sees "canceled"; the driver has the cause.
+                if let Ok(Ok(Err(cause))) =
+                    tokio::time::timeout(Duration::from_secs(1), driver).await
+                {
+                    return Err(classify(disp, &cause));
+                }
+                return Err(classify(disp, &e));
+            }
+        };
         let status = resp.status().as_u16();
         let content_type = resp
             .headers()

@@ -95,11 +95,53 @@ pub struct Peer {
     pub addr: IpAddr,
 }
 
-/// The unlock-rate limits (requests per minute; 0 = unlimited).
-#[derive(Debug, Clone, Copy, Default)]
+/// The unlock-rate limits: token buckets refilled at `*_per_second` up to
+/// `*_burst` (a rate of 0 turns that limit off). See docs/POLICY.md.
+#[derive(Debug, Clone, Copy)]
 pub struct RateLimits {
-    pub per_device: u32,
-    pub per_address: u32,
+    pub device_per_second: f64,
+    pub device_burst: u32,
+    pub address_per_second: f64,
+    pub address_burst: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let d = crate::policy::RateLimitConfig::default();
+        let (dev, addr) = (
+            d.device.unwrap_or(crate::policy::RateLimit {
+                per_second: 1.0,
+                burst: 10,
+            }),
+            d.address.unwrap_or(crate::policy::RateLimit {
+                per_second: 20.0,
+                burst: 200,
+            }),
+        );
+        RateLimits {
+            device_per_second: dev.per_second,
+            device_burst: dev.burst,
+            address_per_second: addr.per_second,
+            address_burst: addr.burst,
+        }
+    }
+}
+
+impl RateLimits {
+    /// The policy module's limiter settings.
+    pub fn config(&self) -> crate::policy::RateLimitConfig {
+        let limit = |per_second: f64, burst: u32| {
+            (per_second > 0.0).then_some(crate::policy::RateLimit {
+                per_second,
+                burst: burst.max(1),
+            })
+        };
+        crate::policy::RateLimitConfig {
+            device: limit(self.device_per_second, self.device_burst),
+            address: limit(self.address_per_second, self.address_burst),
+            ..crate::policy::RateLimitConfig::default()
+        }
+    }
 }
 
 /// Everything the handlers share.
@@ -171,3 +213,6 @@ impl App {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

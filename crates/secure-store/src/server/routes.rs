@@ -284,29 +284,46 @@ async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, ApiError>
     }
 }
 
-/// The device id, groups and serial a policy check uses.
+/// Who a policy check is about.
 struct Subject {
-    device: Option<String>,
+    /// The id whose status and revocations count (and that is recorded).
+    device: String,
+    /// The rate limiter's key for the device.
+    limiter_key: String,
     groups: Vec<String>,
-    serial: Option<String>,
+    serial: String,
+    /// Record a sighting (verified certificates only).
+    sighting: bool,
 }
+
+/// The id under which the original project's shared certificate is
+/// recorded, disabled or revoked (its serial can be revoked too).
+pub const LEGACY_DEVICE: &str = "legacy";
 
 fn subject(peer: &Peer) -> Option<Subject> {
     match &peer.identity {
         PeerIdentity::Device { id, groups, serial } => Some(Subject {
-            device: Some(id.clone()),
+            device: id.clone(),
+            limiter_key: id.clone(),
             groups: groups.clone(),
-            serial: Some(serial.clone()),
+            serial: serial.clone(),
+            sighting: true,
         }),
+        // One certificate shared by every legacy device: rate-limit it per
+        // address, not as one device.
         PeerIdentity::Legacy { serial } => Some(Subject {
-            device: None,
+            device: LEGACY_DEVICE.to_string(),
+            limiter_key: format!("{LEGACY_DEVICE}@{}", peer.addr),
             groups: Vec::new(),
-            serial: Some(serial.clone()),
+            serial: serial.clone(),
+            sighting: true,
         }),
         PeerIdentity::Anonymous => Some(Subject {
-            device: None,
+            device: String::new(),
+            limiter_key: format!("tang@{}", peer.addr),
             groups: Vec::new(),
-            serial: None,
+            serial: String::new(),
+            sighting: false,
         }),
         PeerIdentity::Admin { .. } | PeerIdentity::Unrecognized => None,
     }
@@ -434,7 +451,7 @@ fn device_label(peer: &Peer) -> Option<String> {
     match &peer.identity {
         PeerIdentity::Device { id, .. } => Some(id.clone()),
         PeerIdentity::Admin { name, .. } => Some(format!("admin:{name}")),
-        PeerIdentity::Legacy { serial } => Some(format!("legacy:{serial}")),
+        PeerIdentity::Legacy { .. } => Some(LEGACY_DEVICE.to_string()),
         PeerIdentity::Unrecognized | PeerIdentity::Anonymous => None,
     }
 }
@@ -517,12 +534,13 @@ pub(crate) fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// The per-request policy (INTERIM until `crate::policy` lands: revoked,
-/// disabled and the plain listener's CIDRs; the full order is revoked →
-/// disabled → address → rate → store grant).
+/// Applies [`crate::policy`] to a request: reads the inputs from the state
+/// store, records the sighting, and checks (revoked → disabled → address →
+/// rate → store grant). The plain Tang listener's `--tang-allow` networks
+/// are checked first for anonymous peers.
 #[derive(Debug)]
 pub struct PolicyEngine {
-    rates: RateLimits,
+    limiter: crate::policy::RateLimiter,
     /// Plain Tang listener: allowed source networks (empty = deny all).
     pub tang_allow: Vec<ipnet::IpNet>,
 }
@@ -530,13 +548,24 @@ pub struct PolicyEngine {
 impl PolicyEngine {
     pub fn new(rates: RateLimits) -> Self {
         PolicyEngine {
-            rates,
+            limiter: crate::policy::RateLimiter::new(rates.config()),
             tang_allow: Vec::new(),
         }
     }
 
+    fn tang_allowed(&self, addr: std::net::IpAddr) -> bool {
+        let addr = match addr {
+            std::net::IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(std::net::IpAddr::V4)
+                .unwrap_or(addr),
+            v4 => v4,
+        };
+        self.tang_allow.iter().any(|n| n.contains(&addr))
+    }
+
     async fn check_address(&self, app: &App, peer: &Peer) -> Result<(), ApiError> {
-        if self.tang_allow.iter().any(|n| n.contains(&peer.addr)) {
+        if self.tang_allowed(peer.addr) {
             return Ok(());
         }
         let err = ApiError::new(
@@ -554,31 +583,29 @@ impl PolicyEngine {
         subject: &Subject,
         store: &str,
     ) -> Result<(), ApiError> {
-        let _ = (self.rates, store);
-        if peer.identity == PeerIdentity::Anonymous
-            && !self.tang_allow.iter().any(|n| n.contains(&peer.addr))
-        {
+        if peer.identity == PeerIdentity::Anonymous && !self.tang_allowed(peer.addr) {
             return Err(ApiError::new(
                 Reason::AddressNotAllowed,
                 "this address may not use the Tang listener",
             ));
         }
-        let Some(device) = subject.device.clone() else {
-            return Ok(());
-        };
-        let serial = subject.serial.clone().unwrap_or_default();
+        let device = subject.device.clone();
+        let serial = subject.serial.clone();
         let groups = subject.groups.clone();
+        let sighting = subject.sighting;
         let st = app.store.clone();
         let addr = peer.addr;
         let inputs = tokio::task::spawn_blocking(move || {
             let inputs = st.policy_inputs(&device, &serial)?;
-            st.record_sighting(&Sighting {
-                device_id: &device,
-                groups: &groups,
-                serial: &serial,
-                address: addr,
-                at: now(),
-            })?;
+            if sighting {
+                st.record_sighting(&Sighting {
+                    device_id: &device,
+                    groups: &groups,
+                    serial: &serial,
+                    address: addr,
+                    at: now(),
+                })?;
+            }
             Ok::<_, crate::state::StateError>(inputs)
         })
         .await
@@ -587,16 +614,23 @@ impl PolicyEngine {
             tracing::error!(error = %e, "state store failed");
             ApiError::new(Reason::Internal, "the state store is unavailable")
         })?;
-        if inputs.revoked {
-            return Err(ApiError::new(
-                Reason::Revoked,
-                "this certificate is revoked",
-            ));
-        }
-        if inputs.status == Some(crate::state::DeviceStatus::Disabled) {
-            return Err(ApiError::new(Reason::Disabled, "this device is disabled"));
-        }
-        Ok(())
+        let request = crate::policy::Request {
+            device_id: &subject.limiter_key,
+            groups: &subject.groups,
+            address: peer.addr,
+            store: Some(store),
+        };
+        crate::policy::check(&request, &inputs, &self.limiter, Instant::now()).map_err(|reason| {
+            let message = match reason {
+                Reason::Revoked => "this certificate is revoked",
+                Reason::Disabled => "this device is disabled",
+                Reason::AddressNotAllowed => "this address may not unlock",
+                Reason::RateLimited => "too many requests; retry later",
+                Reason::StoreNotAllowed => "this store is not granted to the device's groups",
+                _ => "refused by policy",
+            };
+            ApiError::new(reason, message)
+        })
     }
 }
 
