@@ -494,15 +494,19 @@ fn parse_since(text: &str) -> anyhow::Result<i64> {
     }
 }
 
-// ---- adapter to the pki module ---------------------------------------------
-
 fn client_tls(
     cert: &std::path::Path,
     key: &std::path::Path,
     ca: &std::path::Path,
 ) -> anyhow::Result<Arc<rustls::ClientConfig>> {
-    let _ = (cert, key, ca);
-    bail!("the admin TLS configuration needs the pki work (pki::tls::client_config)")
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+    };
+    let ca_pem = read(ca)?;
+    let cert_pem = read(cert)?;
+    let key_pem = zeroize::Zeroizing::new(read(key)?);
+    crate::pki::tls::client_config(&ca_pem, &cert_pem, &key_pem)
+        .context("cannot build the admin TLS configuration")
 }
 
 #[cfg(test)]

@@ -290,7 +290,11 @@ async fn serve(args: ServerArgs, dir: ServerDir) -> anyhow::Result<ExitCode> {
         address_burst: args.rate_burst_address,
     };
     let password = legacy_password(&args)?;
-    let tls = tls_config(&dir, args.legacy)?;
+    let tls = tls_config(
+        args.fleet.as_deref().unwrap_or(dir.root()),
+        &dir,
+        args.legacy,
+    )?;
     let db = state_path(&args, &dir)?;
     if let Some(parent) = db.parent() {
         if !parent.as_os_str().is_empty() && !parent.exists() {
@@ -397,11 +401,39 @@ fn create_private_dir(path: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", path.display()))
 }
 
-// ---- adapters to the pki and state modules -------------------------------
+// ---- the pki and state modules --------------------------------------------
 
-fn tls_config(dir: &ServerDir, legacy: bool) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let _ = (dir, legacy);
-    bail!("the TLS configuration needs the pki work (pki::tls::server_config)")
+/// The server's TLS configuration: the fleet's (client certificates
+/// verified against `ca.crt`), or with `--legacy` the original's one
+/// shared certificate (`FLEET/legacy/{cert,key}.pem`, else
+/// `FLEET/{cert,key}.pem` as the original laid them out).
+fn tls_config(
+    fleet: &Path,
+    dir: &ServerDir,
+    legacy: bool,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    if !legacy {
+        return crate::pki::tls::server_config(dir).with_context(|| {
+            format!(
+                "cannot load the server identity from {}",
+                dir.root().display()
+            )
+        });
+    }
+    let fd = crate::pki::layout::FleetDir::new(fleet);
+    let (cert, key) = if fd.legacy_cert().exists() {
+        (fd.legacy_cert(), fd.legacy_key())
+    } else {
+        (fleet.join("cert.pem"), fleet.join("key.pem"))
+    };
+    let cert_pem = std::fs::read(&cert)
+        .with_context(|| format!("cannot read the legacy certificate {}", cert.display()))?;
+    let key_pem = zeroize::Zeroizing::new(
+        std::fs::read(&key)
+            .with_context(|| format!("cannot read the legacy key {}", key.display()))?,
+    );
+    crate::pki::tls::legacy_server_config(&cert_pem, &key_pem)
+        .with_context(|| format!("cannot use the legacy certificate {}", cert.display()))
 }
 
 fn open_store(path: &Path) -> anyhow::Result<Arc<dyn crate::state::Store>> {
@@ -410,9 +442,27 @@ fn open_store(path: &Path) -> anyhow::Result<Arc<dyn crate::state::Store>> {
     Ok(Arc::new(store))
 }
 
+/// Maps the verified client certificate to the handlers' identity.
 fn identify_fn(legacy: bool) -> server::listener::Identify {
-    let _ = legacy;
-    Arc::new(|_cert| PeerIdentity::Unrecognized)
+    use crate::pki::Identity;
+    Arc::new(move |cert| {
+        let parsed = if legacy {
+            Identity::legacy_from_der(cert.as_ref())
+        } else {
+            Identity::from_der(cert.as_ref())
+        };
+        match parsed {
+            Ok(Identity::Device { id, groups, serial }) => {
+                PeerIdentity::Device { id, groups, serial }
+            }
+            Ok(Identity::Admin { name, serial }) => PeerIdentity::Admin { name, serial },
+            Ok(Identity::Legacy { serial }) => PeerIdentity::Legacy { serial },
+            Err(e) => {
+                tracing::debug!(error = %e, "verified certificate names no identity");
+                PeerIdentity::Unrecognized
+            }
+        }
+    })
 }
 
 #[cfg(test)]
