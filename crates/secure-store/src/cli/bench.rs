@@ -277,11 +277,34 @@ fn rec_request_for(adv: &[u8]) -> anyhow::Result<(String, Vec<u8>)> {
     Ok((kid, serde_json::to_vec(&body)?))
 }
 
-// ---- adapter to the pki module ---------------------------------------------
-
-/// N device client configurations (resumption off: every unlock is a full
-/// handshake), enrolled in memory with the fleet CA.
+/// N device client configurations, enrolled in memory with the fleet CA
+/// (`FLEET/ca/ca.{crt,key}`; nothing is written), resumption off so every
+/// unlock is a full handshake.
 fn device_configs(fleet: &Path, n: usize) -> anyhow::Result<Vec<Arc<rustls::ClientConfig>>> {
-    let _ = (fleet, n);
-    bail!("bench storm needs the pki work (in-memory enrollment)")
+    use crate::pki::ca::{FleetCa, Leaf};
+    let dir = crate::pki::layout::FleetDir::new(fleet);
+    let read =
+        |p: PathBuf| std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()));
+    let ca_pem = read(dir.ca_cert())?;
+    let ca_key = zeroize::Zeroizing::new(read(dir.ca_key())?);
+    let ca = FleetCa::load(&ca_pem, &ca_key).context("cannot load the fleet CA")?;
+    let stamp = crate::server::routes::now();
+    (0..n)
+        .map(|i| {
+            let leaf = Leaf::Device {
+                id: format!("storm-{stamp}-{i}"),
+                groups: vec!["storm".to_string()],
+            };
+            let issued = ca.issue(&leaf, 1).context("cannot enroll a bench device")?;
+            let config = crate::pki::tls::client_config(
+                &ca_pem,
+                issued.cert_pem.as_bytes(),
+                issued.key_pem.as_bytes(),
+            )
+            .context("cannot build a device TLS configuration")?;
+            let mut config = (*config).clone();
+            config.resumption = rustls::client::Resumption::disabled();
+            Ok(Arc::new(config))
+        })
+        .collect()
 }
