@@ -4,4 +4,5 @@ mod fleet;
 mod harness;
 mod original;
 mod rclone_interop;
+mod server;
 mod store_cmds;
