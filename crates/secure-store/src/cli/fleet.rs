@@ -41,12 +41,26 @@ pub enum FleetCommand {
     /// Issue a client certificate for one device.
     #[command(after_help = ENROLL_HELP)]
     Enroll(EnrollArgs),
+    /// List the enrolled devices: id, certificate serial, expiry, groups.
+    List(ListArgs),
+}
+
+#[allow(missing_debug_implementations)]
+#[derive(clap::Args)]
+pub struct ListArgs {
+    /// The fleet folder.
+    #[arg(value_name = "FLEET", env = "SECURE_STORE_FLEET")]
+    fleet: PathBuf,
+
+    /// One JSON object per line instead of a table.
+    #[arg(long, env = "SECURE_STORE_JSON")]
+    json: bool,
 }
 
 #[allow(missing_debug_implementations)]
 #[derive(clap::Args)]
 pub struct InitArgs {
-    /// The fleet folder to create (must not exist, or be empty).
+    /// The fleet folder to create (must not exist, be empty, or hold only legacy/).
     #[arg(value_name = "FLEET", env = "SECURE_STORE_FLEET")]
     fleet: PathBuf,
 
@@ -70,7 +84,7 @@ pub struct InitArgs {
     server_ips: Vec<IpAddr>,
 
     /// Key algorithm of every key in the fleet.
-    #[arg(long, value_name = "TYPE", default_value = "p256", value_parser = parse_key_type, env = "SECURE_STORE_KEY_TYPE")]
+    #[arg(long, value_name = "TYPE", default_value = "p256", value_parser = key_type_parser(), env = "SECURE_STORE_KEY_TYPE")]
     key_type: KeyType,
 
     /// Validity of the CA, server and admin certificates, in days.
@@ -133,8 +147,10 @@ pub struct EnrollArgs {
     force: bool,
 }
 
-fn parse_key_type(s: &str) -> Result<KeyType, String> {
-    s.parse()
+/// `p256` or `rsa4096`, listed in the help.
+fn key_type_parser() -> impl clap::builder::TypedValueParser<Value = KeyType> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(["p256", "rsa4096"]).try_map(|s| s.parse::<KeyType>())
 }
 
 pub fn run(cmd: FleetCommand) -> anyhow::Result<ExitCode> {
@@ -142,7 +158,39 @@ pub fn run(cmd: FleetCommand) -> anyhow::Result<ExitCode> {
         FleetCommand::Init(args) if args.legacy => init_legacy(args),
         FleetCommand::Init(args) => init(args),
         FleetCommand::Enroll(args) => enroll(args),
+        FleetCommand::List(args) => list(args),
     }
+}
+
+fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
+    let devices = fleet::devices(&args.fleet)
+        .with_context(|| format!("cannot list the devices of {}", args.fleet.display()))?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        for d in &devices {
+            let line = serde_json::json!({
+                "id": d.id,
+                "serial": d.serial,
+                "not_after": d.not_after,
+                "groups": d.groups,
+                "key_in_fleet": d.key_in_fleet,
+            });
+            writeln!(out, "{line}")?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "DEVICE\tSERIAL\tNOT AFTER\tGROUPS")?;
+    for d in &devices {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}",
+            d.id,
+            d.serial,
+            d.not_after,
+            d.groups.join(",")
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn init(args: InitArgs) -> anyhow::Result<ExitCode> {

@@ -183,18 +183,30 @@ impl FleetCa {
         self.not_after
     }
 
-    /// Issues a certificate for `leaf` with a new key of the CA's type.
+    /// Issues a certificate for `leaf` with a new key of the CA's type,
+    /// valid from an hour ago for `days` (at most until the CA expires).
     pub fn issue(&self, leaf: &Leaf, days: u32) -> Result<Issued, PkiError> {
-        let key = key::generate(self.key_type())?;
         let now = OffsetDateTime::now_utc();
         let wanted = now + Duration::days(days.into());
         let not_after = wanted.min(self.not_after);
-        let clamped = wanted - not_after > Duration::days(1);
+        let mut issued = self.issue_between(leaf, now - BACKDATE, not_after)?;
+        issued.clamped = wanted - not_after > Duration::days(1);
+        Ok(issued)
+    }
 
+    /// Issues a certificate valid exactly from `not_before` to `not_after`,
+    /// unchecked: tests use it for expired and not-yet-valid certificates.
+    pub fn issue_between(
+        &self,
+        leaf: &Leaf,
+        not_before: OffsetDateTime,
+        not_after: OffsetDateTime,
+    ) -> Result<Issued, PkiError> {
+        let key = key::generate(self.key_type())?;
         let mut params = CertificateParams::default();
         let serial = random_serial();
         params.serial_number = Some(serial.clone());
-        params.not_before = now - BACKDATE;
+        params.not_before = not_before;
         params.not_after = not_after;
         params.use_authority_key_identifier_extension = true;
         params.is_ca = IsCa::NoCa;
@@ -256,7 +268,7 @@ impl FleetCa {
             key_pem: key::to_pem(&key),
             serial: serial_hex(serial.as_ref()),
             not_after,
-            clamped,
+            clamped: false,
         })
     }
 

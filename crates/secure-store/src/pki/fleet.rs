@@ -125,8 +125,8 @@ pub fn default_server_names() -> (Vec<String>, Vec<IpAddr>) {
     )
 }
 
-/// `fleet init`: a new fleet at `root`, which must not exist (or be an
-/// empty folder).
+/// `fleet init`: a new fleet at `root`, which must not exist, or be an
+/// empty folder, or hold only the `legacy/` folder of `init --legacy`.
 pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport, PkiError> {
     refuse_existing(root)?;
     for name in &opts.server_names {
@@ -191,25 +191,42 @@ pub fn init(root: &Path, opts: &InitOptions) -> Result<InitReport, PkiError> {
         files::write(&fleet.meta(), &json, false)?;
         Ok(InitReport { meta, tang_error })
     })();
-    match result {
-        Ok(report) => {
-            // rename(2) replaces an empty folder and fails on a full one.
-            fs::rename(&staging, root).map_err(|e| {
-                let _ = fs::remove_dir_all(&staging);
-                if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) {
-                    PkiError::Exists(root.to_owned())
-                } else {
-                    PkiError::io(root, e)
-                }
-            })?;
-            Ok(report)
-        }
+    let report = match result {
+        Ok(report) => report,
         Err(e) => {
             let _ = fs::remove_dir_all(&staging);
-            Err(e)
+            return Err(e);
+        }
+    };
+    // A legacy certificate made first (`init --legacy`) moves along.
+    let legacy_here = root.join(LEGACY);
+    let legacy_staged = staging.join(LEGACY);
+    let moved_legacy = legacy_here.is_dir();
+    if moved_legacy {
+        if let Err(e) = fs::rename(&legacy_here, &legacy_staged) {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(PkiError::io(&legacy_here, e));
         }
     }
+    // rename(2) replaces an empty folder and fails on a full one.
+    if let Err(e) = fs::rename(&staging, root) {
+        if moved_legacy {
+            let _ = fs::rename(&legacy_staged, &legacy_here);
+        }
+        let _ = fs::remove_dir_all(&staging);
+        return Err(
+            if matches!(e.raw_os_error(), Some(libc::ENOTEMPTY) | Some(libc::EEXIST)) {
+                PkiError::Exists(root.to_owned())
+            } else {
+                PkiError::io(root, e)
+            },
+        );
+    }
+    Ok(report)
 }
+
+/// The legacy folder's name in a fleet.
+const LEGACY: &str = "legacy";
 
 /// Where `enroll` puts the device's files.
 #[derive(Debug, Clone)]
@@ -313,6 +330,61 @@ pub fn enroll(root: &Path, id: &str, opts: &EnrollOptions) -> Result<Enrolled, P
     })
 }
 
+/// One enrolled device, from its record certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub id: String,
+    pub groups: Vec<String>,
+    pub serial: String,
+    /// RFC 3339, UTC.
+    pub not_after: String,
+    /// The private key is still in the fleet folder (not handed over yet).
+    pub key_in_fleet: bool,
+}
+
+/// Every device enrolled in the fleet (by the record certificates in
+/// `FLEET/devices/*/client.crt`), sorted by id. Unreadable records are
+/// reported as errors, not skipped.
+pub fn devices(root: &Path) -> Result<Vec<DeviceRecord>, PkiError> {
+    let fleet = FleetDir::new(root);
+    FleetMeta::load(&fleet)?;
+    let dir = root.join("devices");
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(PkiError::io(&dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| PkiError::io(&dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if check_device_id(&name).is_err() {
+            continue; // temp files and strays
+        }
+        let record = fleet.device(&name);
+        let path = record.cert();
+        if !path.exists() {
+            continue;
+        }
+        let der = super::tls::load_certs(&path)?.remove(0);
+        let bad = |e: &dyn std::fmt::Display| PkiError::Cert(format!("{}: {e}", path.display()));
+        let identity = super::Identity::from_der(&der).map_err(|e| bad(&e))?;
+        let (_, x509) = x509_parser::parse_x509_certificate(&der).map_err(|e| bad(&e))?;
+        let super::Identity::Device { id, groups, serial } = identity else {
+            return Err(bad(&"not a device certificate"));
+        };
+        out.push(DeviceRecord {
+            id,
+            groups,
+            serial,
+            not_after: rfc3339(x509.validity().not_after.to_datetime()),
+            key_in_fleet: record.key().exists(),
+        });
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(out)
+}
+
 /// The record copy of a device certificate, with no key beside it (a key
 /// left from an earlier enrollment belongs to the old certificate).
 fn write_record(fleet: &FleetDir, id: &str, issued: &Issued) -> Result<PathBuf, PkiError> {
@@ -366,11 +438,16 @@ pub fn init_legacy(root: &Path, names: &[String], ips: &[IpAddr]) -> Result<Lega
     Ok(cert)
 }
 
+/// `root` may be missing, empty, or hold only a `legacy/` folder.
 fn refuse_existing(root: &Path) -> Result<(), PkiError> {
     match fs::read_dir(root) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(PkiError::Exists(root.to_owned()));
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry.map_err(|e| PkiError::io(root, e))?;
+                let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+                if !(is_dir && entry.file_name() == LEGACY) {
+                    return Err(PkiError::Exists(root.to_owned()));
+                }
             }
             Ok(())
         }

@@ -50,7 +50,10 @@ impl Identity {
         let x509 = parse(cert_der)?;
         let serial = serial_hex(x509.raw_serial());
         let mut found = None;
-        if let Ok(Some(san)) = x509.subject_alternative_name() {
+        let san = x509
+            .subject_alternative_name()
+            .map_err(|e| IdentityError::Parse(format!("subjectAltName: {e}")))?;
+        if let Some(san) = san {
             for name in &san.value.general_names {
                 let GeneralName::URI(uri) = name else {
                     continue;
@@ -77,8 +80,6 @@ impl Identity {
                     return Err(IdentityError::Ambiguous);
                 }
             }
-        } else if x509.subject_alternative_name().is_err() {
-            return Err(IdentityError::Parse("bad subjectAltName".into()));
         }
         found.ok_or(IdentityError::NoIdentity)
     }
@@ -189,6 +190,17 @@ mod tests {
             Identity::from_der(b"junk"),
             Err(IdentityError::Parse(_))
         ));
+        // Every truncation and every single-byte corruption is an error or
+        // an identity, never a panic.
+        for len in 0..dev.cert_der.len() {
+            assert!(Identity::from_der(&dev.cert_der[..len]).is_err());
+        }
+        for i in 0..dev.cert_der.len() {
+            let mut bad = dev.cert_der.clone();
+            bad[i] ^= 0x5a;
+            let _ = Identity::from_der(&bad);
+            let _ = Identity::legacy_from_der(&bad);
+        }
         // Legacy: any parsed certificate, identified by its serial.
         assert_eq!(
             Identity::legacy_from_der(&server.cert_der).unwrap(),
@@ -196,5 +208,31 @@ mod tests {
                 serial: server.serial
             }
         );
+    }
+
+    fn self_signed_with(uris: &[&str]) -> Vec<u8> {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        for uri in uris {
+            params
+                .subject_alt_names
+                .push(rcgen::SanType::URI((*uri).try_into().unwrap()));
+        }
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    #[test]
+    fn two_identities_or_a_bad_id_are_refused() {
+        let both = self_signed_with(&["urn:secure-store:device:a", "urn:secure-store:admin:b"]);
+        assert_eq!(Identity::from_der(&both), Err(IdentityError::Ambiguous));
+        let bad = self_signed_with(&["urn:secure-store:device:../x"]);
+        assert_eq!(
+            Identity::from_der(&bad),
+            Err(IdentityError::BadId("../x".into()))
+        );
+        let other = self_signed_with(&["https://example.com/", "urn:other:device:a"]);
+        assert_eq!(Identity::from_der(&other), Err(IdentityError::NoIdentity));
+        let one = self_signed_with(&["https://example.com/", "urn:secure-store:device:a"]);
+        assert_eq!(Identity::from_der(&one).unwrap().device_id(), Some("a"));
     }
 }

@@ -22,6 +22,24 @@
 //!
 //! Private keys are read into wiped buffers and parsed into rustls' key
 //! types, which wipe themselves too.
+//!
+//! ```no_run
+//! use secure_store::pki::layout::{FleetDir, ServerDir};
+//! use secure_store::pki::{tls, Identity};
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The server, from FLEET/server (or a copy of that folder):
+//! let server = tls::server_config(&ServerDir::locate("fleet".as_ref()))?;
+//! let acceptor = tokio_rustls::TlsAcceptor::from(server);
+//! // A device, from its folder or from MTLS_* variables:
+//! let device = tls::client_config_from_dir(&FleetDir::new("fleet").device("kiosk-17"))?;
+//! let cert = tls::decode_env_pem("MTLS_CERT", &std::env::var("MTLS_CERT")?)?;
+//! # let _ = (acceptor, device, cert);
+//! // After the handshake, who is it? (`conn.peer_certificates()`)
+//! # let peer: rustls::pki_types::CertificateDer = Vec::new().into();
+//! let who = Identity::from_der(&peer)?;
+//! # let _ = who;
+//! # Ok(()) }
+//! ```
 
 use std::path::Path;
 use std::sync::Arc;
@@ -146,6 +164,12 @@ pub fn decode_env_pem(name: &str, value: &str) -> Result<Zeroizing<Vec<u8>>, Pki
         )));
     }
     Ok(decoded)
+}
+
+/// The bytes of a PEM file (certificate or key) in a wiped buffer, for
+/// [`client_config`] and [`legacy_server_config`]; errors name the file.
+pub fn load_pem_file(path: &Path) -> Result<Zeroizing<Vec<u8>>, PkiError> {
+    files::read_secret(path)
 }
 
 /// Every certificate in a PEM file (at least one).

@@ -61,6 +61,19 @@ fn enroll(fleet: &FleetDir, id: &str, extra: &[&str]) -> String {
         .args(extra))
 }
 
+/// Every folder under `root` is 0700 and every file 0600.
+fn assert_private_tree(root: &Path) {
+    assert_eq!(mode(root), 0o700, "{}", root.display());
+    for entry in std::fs::read_dir(root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            assert_private_tree(&path);
+        } else {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+}
+
 fn der(path: &Path) -> CertificateDer<'static> {
     tls::load_certs(path).unwrap().remove(0)
 }
@@ -102,6 +115,8 @@ fn init_writes_the_layout_with_private_modes() {
     ] {
         assert_eq!(mode(&dir), 0o700, "{}", dir.display());
     }
+    // The same for everything else in the tree (the Tang keys included).
+    assert_private_tree(&root);
     // The CA key never lands in the server folder; nothing else is left over.
     let server_files: Vec<_> = std::fs::read_dir(server.root())
         .unwrap()
@@ -181,6 +196,7 @@ fn enroll_writes_device_files_and_refuses_to_re_enroll() {
     assert!(r.stderr.contains(&serial), "{}", r.stderr);
     let new = Identity::from_der(&der(&dev.cert())).unwrap();
     assert_ne!(new.serial(), serial);
+    assert_private_tree(fleet.root());
 }
 
 #[test]
@@ -219,6 +235,12 @@ fn enroll_refuses_bad_device_ids_and_groups() {
             .arg("dev"),
         "not a fleet directory",
     );
+    // --out and --env exclude each other (a usage error, exit 2).
+    let r = run(ss(["fleet", "enroll"])
+        .arg(fleet.root())
+        .args(["dev", "--env", "--out"])
+        .arg(tmp.path().join("x")));
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
 }
 
 #[test]
@@ -596,6 +618,30 @@ fn handshake_admits_an_enrolled_device_and_refuses_strangers() {
     let seen = server.server_saw().unwrap_err();
     assert!(seen.to_lowercase().contains("certificate"), "{seen}");
 
+    // An expired certificate from the right CA.
+    let ca = secure_store::pki::ca::FleetCa::load(&read(&fleet.ca_cert()), &read(&fleet.ca_key()))
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let expired = ca
+        .issue_between(
+            &secure_store::pki::ca::Leaf::Device {
+                id: "dev-1".into(),
+                groups: vec![],
+            },
+            now - time::Duration::days(10),
+            now - time::Duration::days(1),
+        )
+        .unwrap();
+    let stale = tls::client_config(
+        &read(&fleet.ca_cert()),
+        expired.cert_pem.as_bytes(),
+        expired.key_pem.as_bytes(),
+    )
+    .unwrap();
+    assert!(server.request(stale, "localhost").is_err());
+    let seen = server.server_saw().unwrap_err();
+    assert!(seen.contains("expired"), "{seen}");
+
     // The client refuses a server name the certificate does not carry.
     assert!(server.request(device, "evil.example.com").is_err());
     assert!(server.server_saw().is_err());
@@ -668,6 +714,20 @@ fn curl_and_openssl_s_client_talk_to_a_fleet_server() {
         let _ = child.wait();
         assert!(out.ends_with("device dev-7"), "{out}");
         assert_eq!(server.server_saw().unwrap(), "device dev-7");
+
+        // TLS 1.2 is not spoken.
+        let o = Command::new(&openssl)
+            .args(["s_client", "-tls1_2"])
+            .args(["-connect", &format!("127.0.0.1:{}", server.addr.port())])
+            .arg("-cert")
+            .arg(dev.cert())
+            .arg("-key")
+            .arg(dev.key())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "a TLS 1.2 handshake succeeded");
+        assert!(server.server_saw().is_err());
     }
 }
 
@@ -705,6 +765,12 @@ fn legacy_cert_mirrors_the_original_and_works_at_both_ends() {
         ss(["fleet", "init", "--legacy"]).arg(&root),
         "already exists",
     );
+    // A full fleet can join the legacy certificate in the same folder.
+    ok(ss(["fleet", "init"]).arg(&root));
+    assert_eq!(read(&fleet.legacy_cert()), cert);
+    assert_eq!(read(&fleet.legacy_key()), key);
+    assert!(fleet.ca_key().is_file());
+    assert_private_tree(&root);
 
     let cert_der = der(&cert_path);
     assert_eq!(
@@ -785,4 +851,32 @@ fn legacy_cert_mirrors_the_original_and_works_at_both_ends() {
         assert_eq!(String::from_utf8_lossy(&o.stdout), "legacy 00");
         assert_eq!(server.server_saw().unwrap(), "legacy 00");
     }
+}
+
+#[test]
+fn list_shows_every_enrolled_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = init_fleet(&tmp.path().join("fleet"));
+    let out = ok(ss(["fleet", "list"]).arg(fleet.root()));
+    assert_eq!(out.lines().count(), 1, "header only: {out}");
+    enroll(&fleet, "b-dev", &["--group", "g1", "--group", "g2"]);
+    enroll(&fleet, "a-dev", &["--env"]);
+    let out = ok(ss(["fleet", "list", "--json"]).arg(fleet.root()));
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0]["id"], "a-dev");
+    assert_eq!(rows[0]["key_in_fleet"], false);
+    assert_eq!(rows[1]["id"], "b-dev");
+    assert_eq!(rows[1]["groups"], serde_json::json!(["g1", "g2"]));
+    assert_eq!(rows[1]["key_in_fleet"], true);
+    let serial = Identity::from_der(&der(&fleet.device("b-dev").cert()))
+        .unwrap()
+        .serial()
+        .to_owned();
+    assert_eq!(rows[1]["serial"], serial);
+    let table = ok(ss(["fleet", "list"]).arg(fleet.root()));
+    assert!(table.contains(&format!("b-dev\t{serial}\t")), "{table}");
 }
