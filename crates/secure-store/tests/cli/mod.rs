@@ -6,3 +6,4 @@ mod original;
 mod rclone_interop;
 mod server;
 mod store_cmds;
+mod tang_interop;
