@@ -649,7 +649,7 @@ mod tests {
 
     #[test]
     fn tang_errors_answer_bare() {
-        let e = ApiError::tang(&crate::tang::TangError::Unimplemented);
+        let e = ApiError::tang(&crate::tang::TangError::NoKeys);
         assert!(e.bare);
         let r = e.into_response();
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
