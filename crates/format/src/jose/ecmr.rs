@@ -55,6 +55,36 @@ pub struct RecRequest {
     jwk: Value,
 }
 
+/// jansson's `JSON_PARSER_MAX_DEPTH`: a body nested deeper is not JSON to tangd.
+const MAX_DEPTH: usize = 2048;
+
+/// The deepest nesting of `[`/`{` in `body`, outside strings.
+fn nesting_depth(body: &[u8]) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 fn has_nul(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains('\0'),
@@ -71,8 +101,17 @@ impl RecRequest {
             Some(n) => &body[..n],
             None => body,
         };
-        let jwk: Value =
-            serde_json::from_slice(body).map_err(|_| RecError::BadRequest("body is not JSON"))?;
+        // jansson nests up to 2048 levels; serde_json stops at 128 unless
+        // told otherwise, so check the depth first and then parse without
+        // serde_json's limit (bounded by this check, so no deep recursion).
+        if nesting_depth(body) > MAX_DEPTH {
+            return Err(RecError::BadRequest("body nests too deeply"));
+        }
+        let mut de = serde_json::Deserializer::from_slice(body);
+        de.disable_recursion_limit();
+        let jwk = serde::Deserialize::deserialize(&mut de)
+            .and_then(|v: Value| de.end().map(|()| v))
+            .map_err(|_| RecError::BadRequest("body is not JSON"))?;
         // jansson without JSON_DECODE_ANY takes only objects and arrays, and
         // refuses "\u0000" in strings.
         if !(jwk.is_object() || jwk.is_array()) || has_nul(&jwk) {
@@ -254,6 +293,19 @@ mod tests {
         assert_eq!(status(&with("d", d["d"].clone())), 200);
         let d: Value = serde_json::from_str(&key(3).to_jwk_string("ECMR", &[])).unwrap();
         assert_eq!(status(&with("d", d["d"].clone())), 400);
+        // jansson's depth limit: 2048 levels in all.
+        let nested = |levels: usize| {
+            let s = p.to_string();
+            format!(
+                "{},\"n\":{}{}}}",
+                &s[..s.len() - 1],
+                "[".repeat(levels - 1),
+                "]".repeat(levels - 1)
+            )
+        };
+        assert_eq!(status(&nested(2048)), 200);
+        assert_eq!(status(&nested(2049)), 400);
+        assert_eq!(status(&"[".repeat(100_000)), 400);
         // Everything after a NUL byte is ignored, as tangd reads a C string.
         assert_eq!(status(&format!("{}\0garbage", p)), 200);
         assert_eq!(status(&with("kty", "EC\u{0}".into())), 400);

@@ -20,6 +20,44 @@
 //! - [`clevis`]: the clevis `tang` pin's protected header;
 //! - [`json`]: the canonical JSON writer (sorted keys, compact) that tangd
 //!   and jose use for what they hash or answer.
+//!
+//! The whole Tang round trip, with fixed bytes standing in for randomness:
+//!
+//! ```
+//! use ssformat::jose::clevis::{verify_advertisement, wrap, TangPin};
+//! use ssformat::jose::ecmr::{self, RecRequest};
+//! use ssformat::jose::{b64, jws, PrivateKey};
+//!
+//! // Server: a signing key and an exchange key, and the signed advertisement.
+//! let sig = PrivateKey::from_random(&[1; 66]).unwrap();
+//! let exc = PrivateKey::from_random(&[2; 66]).unwrap();
+//! let payload = format!(
+//!     r#"{{"keys": [{}, {}]}}"#,
+//!     sig.public().to_jwk_string(Some("ES512"), &["verify"]),
+//!     exc.public().to_jwk_string(Some("ECMR"), &["deriveKey"]),
+//! );
+//! let adv = jws::sign(
+//!     &b64::encode(payload.as_bytes()),
+//!     r#"{"alg":"ES512","cty":"jwk-set+json"}"#,
+//!     &[(&sig, [3; 66])],
+//! )
+//! .unwrap();
+//!
+//! // Client, offline: check the advertisement, seal a secret.
+//! let adv = verify_advertisement(adv.as_bytes(), None).unwrap();
+//! let jwe = wrap(&adv, "http://tang.example", &[4; 66], &[5; 12], b"secret").unwrap();
+//!
+//! // Client, at recovery: blind the JWE's epk; the server multiplies.
+//! let pin = TangPin::parse(&jwe).unwrap();
+//! let (x, blinding) = ecmr::blind(&pin.epk, &[6; 66]).unwrap();
+//! let y = RecRequest::parse(ecmr::request_json(&x).as_bytes())
+//!     .unwrap()
+//!     .exchange(&exc)
+//!     .unwrap();
+//! let reply = ecmr::reply_json(&y); // what POST /rec/{kid} answers
+//! let k = ecmr::unblind(&ecmr::parse_reply(reply.as_bytes()).unwrap(), &pin.exchange_key, &blinding).unwrap();
+//! assert_eq!(&pin.decrypt(&k).unwrap()[..], b"secret");
+//! ```
 
 use thiserror::Error;
 

@@ -306,6 +306,15 @@ fn error_statuses_match_tangd() {
     };
     let mut long_x = vec![0u8];
     long_x.extend_from_slice(&x);
+    let nested = |levels: usize| {
+        let s = base.to_string();
+        format!(
+            "{},\"n\":{}{}}}",
+            &s[..s.len() - 1],
+            "[".repeat(levels - 1),
+            "]".repeat(levels - 1)
+        )
+    };
     let cases: Vec<(&str, String, String)> = vec![
         ("valid", kid.clone(), base.to_string()),
         (
@@ -380,6 +389,23 @@ fn error_statuses_match_tangd() {
             "unknown kid, key_ops sign",
             "AAAA".into(),
             with("key_ops", serde_json::json!(["sign"])),
+        ),
+        ("nested 2048 levels", kid.clone(), nested(2048)),
+        ("nested 2049 levels", kid.clone(), nested(2049)),
+        (
+            "duplicate kty, EC last",
+            kid.clone(),
+            format!(r#"{{"kty":"RSA",{}"#, &base.to_string()[1..]),
+        ),
+        (
+            "integer beyond 64 bits",
+            kid.clone(),
+            with("n", serde_json::from_str("99999999999999999999").unwrap()),
+        ),
+        (
+            "trailing NUL and garbage",
+            kid.clone(),
+            format!("{base}\0garbage"),
         ),
         ("S1 kid", exchange.thumbprint(ThpHash::S1), base.to_string()),
         (
