@@ -471,8 +471,9 @@ pub(crate) async fn audit(
         reason: reason.to_string(),
         device: device_label(peer),
         address: Some(peer.addr),
-        endpoint: endpoint.to_string(),
-        key_id: key_id.map(str::to_string),
+        // Paths come from the client: bounded in the audit and the log.
+        endpoint: endpoint.chars().take(128).collect(),
+        key_id: key_id.map(|k| k.chars().take(128).collect()),
     };
     tracing::info!(
         decision = ?event.decision,

@@ -918,3 +918,52 @@ fn tang_over_mtls_matches_tangd_and_clevis_round_trips() {
         .iter()
         .any(|e| e["endpoint"] == "POST /rec" && e["device"] == "dev1" && e["reason"] == "ok"));
 }
+
+#[test]
+fn rotate_keys_and_sighup_keep_old_envelopes_recoverable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = init_fleet(&tmp.path().join("fleet"));
+    enroll(&fleet, "dev1", &[]);
+    let server = Server::start(fleet.root(), &["--rate-per-device", "0"], &[]);
+    let dev = || device_tls(&fleet, "dev1");
+    let before = get(&server, "/adv", dev()).body;
+    let (kid, body) = rec_request(&before);
+    let rec = |kid: &str| {
+        call(
+            &server.url(&format!("/rec/{kid}")),
+            "POST",
+            Some(&body),
+            dev(),
+        )
+        .unwrap()
+    };
+    let first = rec(&kid);
+    assert_eq!(first.status, 200);
+
+    let out = ok(ss(["server", "rotate-keys", "--fleet"]).arg(fleet.root()));
+    assert!(out.contains("rotated"), "{out}");
+    let hup = Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    // The reload is asynchronous: wait until the advertisement changes.
+    let mut after = before.clone();
+    for _ in 0..100 {
+        after = get(&server, "/adv", dev()).body;
+        if after != before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_ne!(after, before, "SIGHUP did not load the new keys");
+    let (new_kid, _) = rec_request(&after);
+    assert_ne!(new_kid, kid);
+    // The hidden old key still recovers, with the same answer.
+    let again = rec(&kid);
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, first.body);
+    let (code, stderr) = server.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("reloaded the Tang keys"), "{stderr}");
+}
