@@ -102,6 +102,9 @@ pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         );
         if let Some(e) = &report.first_error {
             println!("first error: {e}");
+            if e.contains("rate_limited") {
+                println!("hint: start the server with --rate-per-device 0 --rate-per-address 0 for a storm");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

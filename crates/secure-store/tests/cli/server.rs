@@ -468,6 +468,20 @@ fn curl_gets_the_key_and_legacy_off_is_404() {
         out,
         format!("{{\"password\":\"{PASSWORD}\"}}\n\n201 application/json")
     );
+    // A request head over 16 KiB: 431 from hyper, the server stays up.
+    let big = Command::new(&curl)
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+        .arg(format!("X-Big: {}", "a".repeat(20_000)))
+        .arg("--cacert")
+        .arg(d.ca_cert())
+        .arg("--cert")
+        .arg(d.cert())
+        .arg("--key")
+        .arg(d.key())
+        .arg(server.url("/key"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&big.stdout), "431");
     let out = curl_get(&server, "/adv");
     assert!(out.ends_with("200 application/jose+json"), "{out}");
     let adv: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
@@ -966,4 +980,47 @@ fn rotate_keys_and_sighup_keep_old_envelopes_recoverable() {
     let (code, stderr) = server.terminate();
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stderr.contains("reloaded the Tang keys"), "{stderr}");
+}
+
+#[test]
+fn connections_beyond_the_cap_are_closed_at_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = init_fleet(&tmp.path().join("fleet"));
+    enroll(&fleet, "dev1", &[]);
+    let server = Server::start(
+        fleet.root(),
+        &["--max-connections", "3", "--handshake-timeout", "1s"],
+        &[("STORE_PASSWORD", PASSWORD)],
+    );
+    let mut idle: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(server.addr).unwrap())
+        .collect();
+    // Give the accept loop time to take the three (they hold the permits).
+    std::thread::sleep(Duration::from_millis(200));
+    let mut extra = TcpStream::connect(server.addr).unwrap();
+    assert!(closed_by_server(&mut extra));
+    // The handshake timeout frees the slots; then a device unlocks again.
+    for s in idle.iter_mut() {
+        assert!(closed_by_server(s));
+    }
+    let mut status = 0;
+    for _ in 0..50 {
+        match call(&server.url("/key"), "GET", None, device_tls(&fleet, "dev1")) {
+            Ok(r) => {
+                status = r.status;
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    assert_eq!(status, 201);
+    let m = get(&server, "/metrics", admin_tls(&fleet));
+    let text = String::from_utf8(m.body).unwrap();
+    let rejected: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("secure_store_connections_rejected_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rejected >= 1, "{text}");
 }
