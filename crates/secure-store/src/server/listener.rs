@@ -80,6 +80,8 @@ pub async fn serve(
                 Err(e) => { accept_failed(e).await; continue; }
             },
         };
+        // An IPv4 client on a dual-stack socket is its IPv4 address.
+        let addr = SocketAddr::new(addr.ip().to_canonical(), addr.port());
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             app.metrics.connection_rejected();
             tracing::debug!(%addr, "connection cap reached; closing");
@@ -378,5 +380,52 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for TimedIo<S> {
     }
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn a_stalled_write_times_out() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            // The other end never reads: the pipe fills, the write stalls.
+            let (ours, _theirs) = tokio::io::duplex(1024);
+            let mut io = TimedIo::new(ours, Duration::from_millis(100));
+            let err = io.write_all(&vec![0u8; 1 << 20]).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        });
+    }
+
+    #[test]
+    fn handshake_failures_are_named() {
+        let tls = |e: rustls::Error| io::Error::new(io::ErrorKind::InvalidData, e);
+        assert_eq!(
+            handshake_failure_kind(&tls(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            ))),
+            "unknown_ca"
+        );
+        assert_eq!(
+            handshake_failure_kind(&tls(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired
+            ))),
+            "expired"
+        );
+        assert_eq!(
+            handshake_failure_kind(&tls(rustls::Error::NoCertificatesPresented)),
+            "no_certificate"
+        );
+        assert_eq!(
+            handshake_failure_kind(&io::Error::from(io::ErrorKind::UnexpectedEof)),
+            "eof"
+        );
+        assert!(is_certificate_refusal("expired") && !is_certificate_refusal("timeout"));
     }
 }
