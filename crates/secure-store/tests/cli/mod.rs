@@ -2,6 +2,7 @@ mod bad_input;
 mod env_cmds;
 mod fleet;
 mod harness;
+mod mount;
 mod original;
 mod rclone_interop;
 mod server;
