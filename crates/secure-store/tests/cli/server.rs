@@ -1024,3 +1024,50 @@ fn connections_beyond_the_cap_are_closed_at_once() {
         .unwrap();
     assert!(rejected >= 1, "{text}");
 }
+
+#[test]
+fn sigterm_stops_accepting_and_finishes_the_request_in_flight() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = init_fleet(&tmp.path().join("fleet"));
+    enroll(&fleet, "dev1", &[]);
+    let mut server = Server::start(fleet.root(), &[], &[]);
+    let addr = server.addr;
+    let pid = server.child.id().to_string();
+    let answer = rt().block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let connector = tokio_rustls::TlsConnector::from(device_tls(&fleet, "dev1"));
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = connector.connect(name, tcp).await.unwrap();
+        // A request whose body is still on its way when SIGTERM arrives.
+        tls.write_all(b"POST /rec/abc HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\n")
+            .await
+            .unwrap();
+        tls.flush().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        // New connections are refused once the listener is closed.
+        let mut refused = false;
+        for _ in 0..50 {
+            if tokio::net::TcpStream::connect(addr).await.is_err() {
+                refused = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(refused, "the listener still accepts after SIGTERM");
+        tls.write_all(b"hello").await.unwrap();
+        tls.flush().await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    // "hello" is not a JWK: tangd's 400, but an answer all the same.
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    let code = server.child.wait().unwrap().code();
+    assert_eq!(code, Some(0));
+}
