@@ -176,6 +176,11 @@ async fn dispatch(
             "only /adv and /rec on this listener",
         ));
     }
+    let unlock = path == "/key" || path.starts_with("/rec/");
+    if !unlock {
+        // Unlocks record the sighting with their policy read.
+        record_sighting(app, peer).await;
+    }
     if path == "/key" {
         if method != Method::GET {
             return Err(ApiError::new(Reason::MethodNotAllowed, "use GET /key"));
@@ -281,6 +286,29 @@ async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, ApiError>
             format!("cannot read the body: {e}"),
         )),
         Ok(Ok(c)) => Ok(c.to_bytes()),
+    }
+}
+
+/// Records that a device certificate was seen (every verified request;
+/// a failure is logged, the request goes on).
+async fn record_sighting(app: &App, peer: &Peer) {
+    let Some(subject) = subject(peer).filter(|s| s.sighting) else {
+        return;
+    };
+    let st = app.store.clone();
+    let addr = peer.addr;
+    let result = tokio::task::spawn_blocking(move || {
+        st.record_sighting(&Sighting {
+            device_id: &subject.device,
+            groups: &subject.groups,
+            serial: &subject.serial,
+            address: addr,
+            at: now(),
+        })
+    })
+    .await;
+    if let Ok(Err(e)) = result {
+        tracing::warn!(error = %e, "cannot record the device sighting");
     }
 }
 
