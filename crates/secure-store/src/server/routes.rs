@@ -163,7 +163,7 @@ pub async fn service(
 }
 
 async fn dispatch(
-    app: &App,
+    app: &Arc<App>,
     peer: &Peer,
     req: Request<Incoming>,
     path: &str,
@@ -209,7 +209,7 @@ async fn dispatch(
         }
         let kid = kid.trim_end_matches('/').to_string();
         let body = read_body(app, req).await?;
-        return rec(app, peer, &kid, &body).await;
+        return rec(app, peer, &kid, body).await;
     }
     match (path, &method) {
         ("/healthz", &Method::GET) => {
@@ -367,9 +367,9 @@ async fn refuse_identity(app: &App, peer: &Peer, endpoint: &str) -> ApiError {
 }
 
 /// `GET /key`: the original project's unlock.
-async fn legacy_key(app: &App, peer: &Peer) -> Result<Response<Body>, ApiError> {
+async fn legacy_key(app: &Arc<App>, peer: &Peer) -> Result<Response<Body>, ApiError> {
     const ENDPOINT: &str = "GET /key";
-    let Some(password) = &app.legacy_password else {
+    let Some(password) = app.legacy_password.clone() else {
         let err = ApiError::new(
             Reason::LegacyDisabled,
             "legacy /key is not enabled on this server",
@@ -377,20 +377,23 @@ async fn legacy_key(app: &App, peer: &Peer) -> Result<Response<Body>, ApiError> 
         audit_refusal(app, peer, ENDPOINT, Some("legacy"), &err).await;
         return Err(err);
     };
-    authorize(app, peer, ENDPOINT, "legacy").await?;
-    // What Go's json.Encoder writes: HTML-safe escapes and a newline.
-    let mut body = serde_json::to_string(&serde_json::json!({ "password": password.expose() }))
-        .map_err(|_| ApiError::new(Reason::Internal, "cannot encode the answer"))?;
-    body = body
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029");
-    body.push('\n');
-    let resp = respond(StatusCode::CREATED, "application/json", body.into_bytes());
-    audit_allowed(app, peer, ENDPOINT, Some("legacy")).await?;
-    Ok(resp)
+    let body = unlock(app, peer, ENDPOINT, "legacy".to_string(), move || {
+        // What Go's json.Encoder writes: HTML-safe escapes and a newline.
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_string(&serde_json::json!({ "password": password.expose() }))
+                .map_err(|_| ApiError::new(Reason::Internal, "cannot encode the answer"))?,
+        );
+        let mut body = json
+            .replace('<', "\\u003c")
+            .replace('>', "\\u003e")
+            .replace('&', "\\u0026")
+            .replace('\u{2028}', "\\u2028")
+            .replace('\u{2029}', "\\u2029");
+        body.push('\n');
+        Ok(body.into_bytes())
+    })
+    .await?;
+    Ok(respond(StatusCode::CREATED, "application/json", body))
 }
 
 /// `GET /adv[/thp]`: the Tang advertisement.
@@ -412,7 +415,12 @@ async fn adv(app: &App, peer: &Peer, thp: &str) -> Result<Response<Body>, ApiErr
 }
 
 /// `POST /rec/{kid}`: one McCallum-Relyea exchange, after the policy.
-async fn rec(app: &App, peer: &Peer, kid: &str, body: &[u8]) -> Result<Response<Body>, ApiError> {
+async fn rec(
+    app: &Arc<App>,
+    peer: &Peer,
+    kid: &str,
+    body: Bytes,
+) -> Result<Response<Body>, ApiError> {
     const ENDPOINT: &str = "POST /rec";
     let Some(keys) = app.keys() else {
         let err = ApiError {
@@ -423,36 +431,28 @@ async fn rec(app: &App, peer: &Peer, kid: &str, body: &[u8]) -> Result<Response<
         return Err(err);
     };
     let store = keys.exchange_key_id(kid).unwrap_or_else(|| kid.to_string());
-    authorize(app, peer, ENDPOINT, &store).await?;
-    let answer = {
-        let keys = keys.clone();
-        let kid = kid.to_string();
-        let body = body.to_vec();
-        tokio::task::spawn_blocking(move || keys.rec(&kid, &body))
-            .await
-            .map_err(|_| ApiError::new(Reason::Internal, "the exchange task failed"))?
-    };
-    match answer {
-        Ok(bytes) => {
-            audit_allowed(app, peer, ENDPOINT, Some(&store)).await?;
-            Ok(respond(StatusCode::OK, "application/jwk+json", bytes))
-        }
-        Err(e) => {
-            let err = ApiError::tang(&e);
-            audit_refusal(app, peer, ENDPOINT, Some(&store), &err).await;
-            Err(err)
-        }
-    }
+    let kid = kid.to_string();
+    let answer = unlock(app, peer, ENDPOINT, store, move || {
+        keys.rec(&kid, &body).map_err(|e| ApiError::tang(&e))
+    })
+    .await?;
+    Ok(respond(StatusCode::OK, "application/jwk+json", answer))
 }
 
-/// Identity, then the policy (revoked → disabled → address → rate → store
-/// grant), recording the sighting; a refusal is audited here.
-async fn authorize(
-    app: &App,
+/// One unlock in one trip to the blocking pool: the policy inputs, the
+/// sighting, the policy (revoked → disabled → address → rate → store
+/// grant), then `answer` (the key or the exchange), then the audit entry.
+/// An allowed unlock whose audit entry cannot be written is not answered.
+async fn unlock<F>(
+    app: &Arc<App>,
     peer: &Peer,
     endpoint: &'static str,
-    store: &str,
-) -> Result<(), ApiError> {
+    store: String,
+    answer: F,
+) -> Result<Vec<u8>, ApiError>
+where
+    F: FnOnce() -> Result<Vec<u8>, ApiError> + Send + 'static,
+{
     let Some(subject) = subject(peer) else {
         let err = if matches!(peer.identity, PeerIdentity::Admin { .. }) {
             ApiError::new(
@@ -465,14 +465,37 @@ async fn authorize(
                 "this certificate is not a device certificate of this fleet",
             )
         };
-        audit_refusal(app, peer, endpoint, Some(store), &err).await;
+        audit_refusal(app, peer, endpoint, Some(&store), &err).await;
         return Err(err);
     };
-    let verdict = app.policy.check(app, peer, &subject, store).await;
-    if let Err(err) = &verdict {
-        audit_refusal(app, peer, endpoint, Some(store), err).await;
-    }
-    verdict
+    let app = app.clone();
+    let peer = peer.clone();
+    tokio::task::spawn_blocking(move || {
+        let st = app.store.as_ref();
+        let outcome = app
+            .policy
+            .decide(st, &peer, &subject, &store)
+            .and_then(|()| answer());
+        match outcome {
+            Ok(bytes) => {
+                audit_sync(st, &peer, endpoint, Some(&store), Decision::Allowed, "ok")?;
+                Ok(bytes)
+            }
+            Err(err) => {
+                let _ = audit_sync(
+                    st,
+                    &peer,
+                    endpoint,
+                    Some(&store),
+                    Decision::Refused,
+                    err.reason.code(),
+                );
+                Err(err)
+            }
+        }
+    })
+    .await
+    .map_err(|_| ApiError::new(Reason::Internal, "the unlock task failed"))?
 }
 
 fn device_label(peer: &Peer) -> Option<String> {
@@ -484,9 +507,9 @@ fn device_label(peer: &Peer) -> Option<String> {
     }
 }
 
-/// Appends one audit entry and logs the decision.
-pub(crate) async fn audit(
-    app: &App,
+/// Appends one audit entry and logs the decision (on a blocking thread).
+pub(crate) fn audit_sync(
+    store: &dyn crate::state::Store,
     peer: &Peer,
     endpoint: &str,
     key_id: Option<&str>,
@@ -512,29 +535,38 @@ pub(crate) async fn audit(
         key_id = event.key_id.as_deref().unwrap_or("-"),
         "decision"
     );
-    let store = app.store.clone();
-    match tokio::task::spawn_blocking(move || store.append_audit(&event)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "cannot append to the audit log");
-            Err(ApiError::new(
-                Reason::Internal,
-                "the audit log is unavailable",
-            ))
-        }
-        Err(_) => Err(ApiError::new(Reason::Internal, "the audit task failed")),
-    }
+    store.append_audit(&event).map(|_| ()).map_err(|e| {
+        tracing::error!(error = %e, "cannot append to the audit log");
+        ApiError::new(Reason::Internal, "the audit log is unavailable")
+    })
 }
 
-/// Audits an allowed unlock; if the audit cannot be written the key is not
-/// released (fail closed).
-async fn audit_allowed(
+/// [`audit_sync`] from async code.
+pub(crate) async fn audit(
     app: &App,
     peer: &Peer,
     endpoint: &str,
     key_id: Option<&str>,
+    decision: Decision,
+    reason: &str,
 ) -> Result<(), ApiError> {
-    audit(app, peer, endpoint, key_id, Decision::Allowed, "ok").await
+    let store = app.store.clone();
+    let peer = peer.clone();
+    let endpoint = endpoint.to_string();
+    let key_id = key_id.map(str::to_string);
+    let reason = reason.to_string();
+    tokio::task::spawn_blocking(move || {
+        audit_sync(
+            store.as_ref(),
+            &peer,
+            &endpoint,
+            key_id.as_deref(),
+            decision,
+            &reason,
+        )
+    })
+    .await
+    .map_err(|_| ApiError::new(Reason::Internal, "the audit task failed"))?
 }
 
 /// Audits a refusal (a failing audit is logged, the refusal stands).
@@ -605,9 +637,11 @@ impl PolicyEngine {
         Err(err)
     }
 
-    async fn check(
+    /// The policy for one unlock, on a blocking thread: reads the inputs,
+    /// records the sighting, decides.
+    fn decide(
         &self,
-        app: &App,
+        st: &dyn crate::state::Store,
         peer: &Peer,
         subject: &Subject,
         store: &str,
@@ -618,31 +652,23 @@ impl PolicyEngine {
                 "this address may not use the Tang listener",
             ));
         }
-        let device = subject.device.clone();
-        let serial = subject.serial.clone();
-        let groups = subject.groups.clone();
-        let sighting = subject.sighting;
-        let st = app.store.clone();
-        let addr = peer.addr;
-        let inputs = tokio::task::spawn_blocking(move || {
-            let inputs = st.policy_inputs(&device, &serial)?;
-            if sighting {
-                st.record_sighting(&Sighting {
-                    device_id: &device,
-                    groups: &groups,
-                    serial: &serial,
-                    address: addr,
-                    at: now(),
-                })?;
-            }
-            Ok::<_, crate::state::StateError>(inputs)
-        })
-        .await
-        .map_err(|_| ApiError::new(Reason::Internal, "the policy task failed"))?
-        .map_err(|e| {
+        let unavailable = |e: crate::state::StateError| {
             tracing::error!(error = %e, "state store failed");
             ApiError::new(Reason::Internal, "the state store is unavailable")
-        })?;
+        };
+        let inputs = st
+            .policy_inputs(&subject.device, &subject.serial)
+            .map_err(unavailable)?;
+        if subject.sighting {
+            st.record_sighting(&Sighting {
+                device_id: &subject.device,
+                groups: &subject.groups,
+                serial: &subject.serial,
+                address: peer.addr,
+                at: now(),
+            })
+            .map_err(unavailable)?;
+        }
         let request = crate::policy::Request {
             device_id: &subject.limiter_key,
             groups: &subject.groups,
