@@ -30,7 +30,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::pki_types::CertificateDer;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
@@ -170,7 +170,43 @@ async fn tls_connection(
     addr: SocketAddr,
     stop: watch::Receiver<bool>,
 ) {
-    let handshake = tokio::time::timeout(app.limits.handshake_timeout, acceptor.accept(stream));
+    let deadline = tokio::time::Instant::now() + app.limits.handshake_timeout;
+    // A TLS connection starts with a handshake record (0x16). A plain-HTTP
+    // client on this port gets one line telling it so, then the door.
+    let mut first = [0u8; 1];
+    match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+        Err(_) => {
+            app.metrics.handshake_failure("timeout");
+            return;
+        }
+        Ok(Ok(0)) | Ok(Err(_)) => {
+            app.metrics.handshake_failure("eof");
+            return;
+        }
+        Ok(Ok(_)) if first[0] != 0x16 => {
+            app.metrics.handshake_failure("not_tls");
+            if first[0].is_ascii_uppercase() {
+                let mut stream = stream;
+                // Take what already arrived, so closing does not reset
+                // the connection before the client reads the answer.
+                let mut sink = [0u8; 4096];
+                for _ in 0..4 {
+                    match stream.try_read(&mut sink) {
+                        Ok(n) if n > 0 => continue,
+                        _ => break,
+                    }
+                }
+                let _ = tokio::time::timeout(app.limits.write_timeout, async {
+                    stream.write_all(PLAIN_HTTP_ANSWER).await?;
+                    stream.shutdown().await
+                })
+                .await;
+            }
+            return;
+        }
+        Ok(Ok(_)) => {}
+    }
+    let handshake = tokio::time::timeout_at(deadline, acceptor.accept(stream));
     let result = tokio::select! {
         r = handshake => r,
         _ = stopped(stop.clone()) => return,
@@ -218,6 +254,9 @@ async fn tls_connection(
     };
     serve_http(app, tls, peer, stop).await;
 }
+
+/// What a plain-HTTP request on the TLS port gets.
+const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: 54\r\n\r\nThis port speaks HTTPS and needs a client certificate\n";
 
 /// The kind label of a failed handshake (metrics, audit `tls_<kind>`).
 pub fn handshake_failure_kind(e: &io::Error) -> &'static str {
