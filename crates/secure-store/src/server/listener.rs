@@ -3,20 +3,20 @@
 //!
 //! Every phase has a deadline (the tokio-rustls server example's lesson:
 //! IoT links stall, the key server must not):
-//! - TCP accept → end of the TLS handshake: [`Limits::handshake_timeout`]
+//! - TCP accept → end of the TLS handshake: [`Limits::handshake_timeout`](super::Limits::handshake_timeout)
 //!   (frees connections that never send a byte);
 //! - each request head, and an idle keep-alive connection waiting for the
-//!   next one: [`Limits::header_timeout`] (hyper's header read timeout;
+//!   next one: [`Limits::header_timeout`](super::Limits::header_timeout) (hyper's header read timeout;
 //!   cuts off slow-loris clients);
-//! - each request body: [`Limits::body_timeout`] (in the handlers);
-//! - each write that makes no progress: [`Limits::write_timeout`]
+//! - each request body: [`Limits::body_timeout`](super::Limits::body_timeout) (in the handlers);
+//! - each write that makes no progress: [`Limits::write_timeout`](super::Limits::write_timeout)
 //!   ([`TimedIo`]).
 //!
-//! Open connections are capped by a semaphore ([`Limits::max_connections`]);
+//! Open connections are capped by a semaphore ([`Limits::max_connections`](super::Limits::max_connections));
 //! a connection beyond the cap is closed at once instead of queued. Request
-//! heads are limited to [`Limits::max_header_bytes`] (hyper answers 431).
+//! heads are limited to [`Limits::max_header_bytes`](super::Limits::max_header_bytes) (hyper answers 431).
 //! On shutdown the listeners close, idle keep-alive connections are told
-//! to finish, and in-flight requests get [`Limits::shutdown_grace`].
+//! to finish, and in-flight requests get [`Limits::shutdown_grace`](super::Limits::shutdown_grace).
 
 use std::future::Future;
 use std::io;
