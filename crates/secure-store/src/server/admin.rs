@@ -93,12 +93,10 @@ fn unescape(v: &str) -> String {
 async fn changed(
     app: &App,
     peer: &Peer,
-    name: &str,
     what: &str,
     target: &str,
     message: String,
 ) -> Result<Response<Body>, ApiError> {
-    let _ = name;
     audit(
         app,
         peer,
@@ -115,7 +113,6 @@ async fn changed(
 pub async fn handle(
     app: &App,
     peer: &Peer,
-    name: &str,
     method: &Method,
     path: &str,
     query: &str,
@@ -149,15 +146,7 @@ pub async fn handle(
                 "revoke" => {
                     let target = RevocationTarget::Device(id.clone());
                     blocking(app, move |s| s.revoke(&target, at)).await?;
-                    changed(
-                        app,
-                        peer,
-                        name,
-                        "revoke",
-                        &id,
-                        format!("device {id} revoked"),
-                    )
-                    .await
+                    changed(app, peer, "revoke", &id, format!("device {id} revoked")).await
                 }
                 "disable" | "enable" => {
                     let status = if *action == "disable" {
@@ -167,15 +156,7 @@ pub async fn handle(
                     };
                     let id2 = id.clone();
                     blocking(app, move |s| s.set_status(&id2, status, at)).await?;
-                    changed(
-                        app,
-                        peer,
-                        name,
-                        action,
-                        &id,
-                        format!("device {id} {action}d"),
-                    )
-                    .await
+                    changed(app, peer, action, &id, format!("device {id} {action}d")).await
                 }
                 _ => Err(ApiError::new(
                     Reason::NotFound,
@@ -198,7 +179,6 @@ pub async fn handle(
             changed(
                 app,
                 peer,
-                name,
                 "revoke-serial",
                 &serial,
                 format!("serial {serial} revoked"),
@@ -236,7 +216,6 @@ pub async fn handle(
             changed(
                 app,
                 peer,
-                name,
                 "rules rm",
                 &id.to_string(),
                 format!("rule {id} removed"),

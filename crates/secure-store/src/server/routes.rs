@@ -236,7 +236,7 @@ async fn dispatch(
         }
         ("/healthz" | "/metrics", _) => Err(ApiError::new(Reason::MethodNotAllowed, "use GET")),
         _ if path.starts_with("/admin/") => {
-            let PeerIdentity::Admin { name, .. } = &peer.identity else {
+            let PeerIdentity::Admin { .. } = &peer.identity else {
                 let err = ApiError::new(
                     Reason::NotAdmin,
                     "the admin API needs the admin certificate",
@@ -246,7 +246,7 @@ async fn dispatch(
             };
             let query = req.uri().query().unwrap_or("").to_string();
             let body = read_body(app, req).await?;
-            admin::handle(app, peer, name, &method, path, &query, &body).await
+            admin::handle(app, peer, &method, path, &query, &body).await
         }
         _ => Err(ApiError::new(
             Reason::NotFound,
