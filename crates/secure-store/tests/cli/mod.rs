@@ -5,5 +5,6 @@ mod harness;
 mod mount;
 mod original;
 mod rclone_interop;
+mod server;
 mod store_cmds;
 mod tang_interop;
