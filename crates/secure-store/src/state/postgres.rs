@@ -395,6 +395,29 @@ impl PostgresStore {
     }
 }
 
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut self.pool.get_mut().unwrap_or_else(|p| p.into_inner()).idle);
+        if idle.is_empty() {
+            return;
+        }
+        // A sync client closes through its own small runtime, which must
+        // not run on an async task's thread (tokio panics there): when the
+        // last handle of the store is dropped inside a runtime, close the
+        // connections on a thread of their own.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            if let Err(e) = std::thread::Builder::new()
+                .name("state-db-close".into())
+                .spawn(move || drop(idle))
+            {
+                tracing::warn!(error = %e, "cannot close the state database connections");
+            }
+        } else {
+            drop(idle);
+        }
+    }
+}
+
 /// Applies the migrations this database lacks, in one transaction under
 /// [`MIGRATION_LOCK_KEY`].
 fn migrate(client: &mut Client, now: i64) -> Result<(), StateError> {
@@ -1261,6 +1284,31 @@ mod tests {
                 first_bad_seq: None
             }
         );
+    }
+
+    #[test]
+    fn usable_from_spawn_blocking_and_dropped_inside_a_runtime() {
+        let Some(url) = database() else { return };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let store =
+                tokio::task::spawn_blocking(move || Arc::new(PostgresStore::open(&url).unwrap()))
+                    .await
+                    .unwrap();
+            let s = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || {
+                s.append_audit(&event(1, "d")).unwrap();
+                s.policy_inputs("d", "1").unwrap();
+            })
+            .await
+            .unwrap();
+            // The last handle goes away on an async task's thread.
+            drop(store);
+        });
     }
 
     #[test]
