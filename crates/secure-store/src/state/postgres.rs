@@ -1312,6 +1312,30 @@ mod tests {
     }
 
     #[test]
+    fn connects_over_a_unix_socket() {
+        let Some(url) = database() else { return };
+        let cluster = pg_cluster::shared().unwrap();
+        let socket_url = format!(
+            "postgresql://{}@/{}?host={}&port={}",
+            pg_cluster::USER,
+            db_name(&url),
+            cluster.dir().display(),
+            cluster.port()
+        );
+        let store = PostgresStore::open(&socket_url).unwrap();
+        store
+            .revoke(&RevocationTarget::Device("u".into()), 1)
+            .unwrap();
+        assert!(
+            PostgresStore::open(&url)
+                .unwrap()
+                .policy_inputs("u", "1")
+                .unwrap()
+                .revoked
+        );
+    }
+
+    #[test]
     fn open_by_url_picks_postgres() {
         let Some(url) = database() else { return };
         let tmp = std::env::temp_dir().join("never-created.db");
