@@ -39,6 +39,7 @@
 //! async task (as with [`super::sqlite::SqliteStore`]).
 
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -100,6 +101,8 @@ pub struct PostgresStore {
     pool: Mutex<Pool>,
     freed: Condvar,
     rules: RwLock<Option<Arc<CachedRules>>>,
+    /// Calls retried on a fresh connection after finding theirs dead.
+    reconnects: AtomicU64,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -199,6 +202,7 @@ impl PostgresStore {
             pool: Mutex::new(Pool::default()),
             freed: Condvar::new(),
             rules: RwLock::new(None),
+            reconnects: AtomicU64::new(0),
         };
         let mut client = store.connect()?;
         let migrated = migrate(&mut client, unix_now());
@@ -210,6 +214,12 @@ impl PostgresStore {
     /// The URL this store connects to, password hidden.
     pub fn url(&self) -> &str {
         &self.shown
+    }
+
+    /// How many calls found their connection dead at `BEGIN` and were
+    /// retried on a fresh one (for logs and metrics).
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
     }
 
     /// The schema version of the database.
@@ -324,7 +334,8 @@ impl PostgresStore {
                     if !broken || attempt == 1 {
                         return Err(e.into());
                     }
-                    tracing::debug!(url = %self.shown, error = %e, "state database connection lost; reconnecting");
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(url = %self.shown, error = %e, "state database connection lost; reconnecting");
                     self.drop_idle();
                 }
             }
@@ -1236,6 +1247,24 @@ mod tests {
         );
     }
 
+    /// Waits until no session of the store is left on the database
+    /// (`pg_terminate_backend` only signals).
+    fn wait_until_gone(url: &str) {
+        let mut admin = Client::connect(&pg_cluster::shared().unwrap().admin_url(), NoTls).unwrap();
+        while admin
+            .query_one(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND application_name = 'secure-store'",
+                &[&db_name(url)],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     #[test]
     fn lost_connections_are_replaced_and_no_audit_entry_is_lost_or_doubled() {
         let Some(url) = database() else { return };
@@ -1260,21 +1289,21 @@ mod tests {
             }
             appended += 4;
             assert!(cluster.terminate_sessions(db_name(&url)).unwrap() >= 1);
-            // The next call may fail (its connection died under it) or
-            // succeed on a fresh one; it never panics.
+            wait_until_gone(&url);
+            // The next call finds its connection dead at BEGIN (nothing
+            // done yet) and is retried once on a fresh connection.
+            let before = store.reconnects();
             n += 1;
-            match store.append_audit(&event(n, "after-cut")) {
-                Ok(_) => appended += 1,
-                Err(e) => assert!(matches!(e, StateError::Database(_)), "{e}"),
-            }
-            // The one after succeeds.
+            store.append_audit(&event(n, "after-cut")).unwrap();
+            appended += 1;
+            assert_eq!(store.reconnects(), before + 1);
             n += 1;
             store.append_audit(&event(n, "after-cut")).unwrap();
             appended += 1;
             assert!(!store.policy_inputs("d", "1").unwrap().revoked);
             // Reads recover the same way.
             cluster.terminate_sessions(db_name(&url)).unwrap();
-            let _ = store.rules();
+            wait_until_gone(&url);
             store.rules().unwrap();
         }
         assert_eq!(
@@ -1332,6 +1361,45 @@ mod tests {
                 .policy_inputs("u", "1")
                 .unwrap()
                 .revoked
+        );
+    }
+
+    #[test]
+    fn connection_cut_in_the_middle_of_an_append_loses_nothing_and_doubles_nothing() {
+        let Some(url) = database() else { return };
+        let store = Arc::new(PostgresStore::open(&url).unwrap());
+        suite::append_chain(store.as_ref(), 3);
+        // Hold the appenders' lock so the next append waits inside its
+        // transaction, then cut its connection there.
+        let mut holder = Client::connect(&url, NoTls).unwrap();
+        let mut held = holder.transaction().unwrap();
+        held.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK_KEY])
+            .unwrap();
+        let s = Arc::clone(&store);
+        let appender = std::thread::spawn(move || s.append_audit(&event(99, "cut")));
+        let mut admin = Client::connect(&url, NoTls).unwrap();
+        let waiting = "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
+                       AND application_name = 'secure-store' AND wait_event_type = 'Lock'";
+        let pid: i32 = loop {
+            if let Some(row) = admin.query_opt(waiting, &[&db_name(&url)]).unwrap() {
+                break row.get(0);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        admin
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap();
+        let cut = appender.join().unwrap();
+        assert!(matches!(cut, Err(StateError::Database(_))), "{cut:?}");
+        held.commit().unwrap();
+        let next = store.append_audit(&event(100, "after")).unwrap();
+        assert_eq!(next.seq, 4);
+        assert_eq!(
+            store.verify_audit().unwrap(),
+            AuditVerification {
+                entries: 4,
+                first_bad_seq: None
+            }
         );
     }
 
