@@ -7,7 +7,7 @@
 //! every test of the process; each test then makes its own database with
 //! [`Cluster::create_database`]. When the binaries are missing, [`shared`]
 //! returns `None` (the caller skips) or, under
-//! `SECURE_STORE_REQUIRE_INTEROP=1`, panics so the test fails.
+//! `SECURE_STORE_REQUIRE_INTEROP=1` (or `CI=true`), panics so the test fails.
 //!
 //! No server outlives its test process:
 //!
@@ -24,8 +24,9 @@
 //!   temp dir whose pid is gone) are removed by the next start.
 //!
 //! Run as root, `initdb` and `postgres` refuse to start, so they run as the
-//! `postgres` user (which the Debian package creates); as another user they
-//! run as that user. Binaries are looked up in `$SECURE_STORE_PG_BINDIR`,
+//! `postgres` user (which the Debian package creates), so the temp dir
+//! (`$TMPDIR`, else `/tmp`) must be reachable by that user; as another user
+//! they run as that user. Binaries are looked up in `$SECURE_STORE_PG_BINDIR`,
 //! then the newest `/usr/lib/postgresql/*/bin`, then `$PATH`.
 
 use std::ffi::CString;
@@ -66,6 +67,7 @@ static SHARED: OnceLock<Option<Cluster>> = OnceLock::new();
 /// Whether tests needing external tools must fail rather than skip.
 pub fn required() -> bool {
     std::env::var("SECURE_STORE_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+        || std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
 /// The directory holding `initdb` and `postgres`, if any.
