@@ -61,6 +61,11 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 const POOL_WAIT: Duration = Duration::from_secs(10);
 /// Connect timeout when the URL sets none.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Server-side limits set on every session: a transaction left idle (its
+/// replica hung or lost the network) is ended after 10 s, and a lock is
+/// waited for 10 s at most.
+pub const SESSION_TIMEOUTS: &str =
+    "-c idle_in_transaction_session_timeout=10000 -c lock_timeout=10000";
 /// The advisory lock every audit appender takes (ASCII `SSAUDIT1`).
 pub const AUDIT_LOCK_KEY: i64 = 0x5353_4155_4449_5431;
 /// The advisory lock migrations run under (ASCII `SSMIGRAT`), so replicas
@@ -195,6 +200,16 @@ impl PostgresStore {
         if config.get_application_name().is_none() {
             config.application_name("secure-store");
         }
+        // A replica that vanishes in the middle of a transaction (holding
+        // the audit lock, say) is cut by the database after
+        // SESSION_TIMEOUTS instead of blocking the others until TCP gives
+        // up; a waiter gives up after as long. Options in the URL come
+        // after these, so they win.
+        let options = match config.get_options() {
+            Some(theirs) => format!("{SESSION_TIMEOUTS} {theirs}"),
+            None => SESSION_TIMEOUTS.to_owned(),
+        };
+        config.options(&options);
         let store = PostgresStore {
             config,
             shown,
@@ -1401,6 +1416,23 @@ mod tests {
                 first_bad_seq: None
             }
         );
+    }
+
+    #[test]
+    fn sessions_carry_the_timeouts_and_url_options_win() {
+        let Some(url) = database() else { return };
+        let show = |store: &PostgresStore, name: &str| -> String {
+            store
+                .read(|tx| Ok(tx.query_one(&format!("SHOW {name}"), &[])?.get(0)))
+                .unwrap()
+        };
+        let store = PostgresStore::open(&url).unwrap();
+        assert_eq!(show(&store, "idle_in_transaction_session_timeout"), "10s");
+        assert_eq!(show(&store, "lock_timeout"), "10s");
+        let custom =
+            PostgresStore::open(&format!("{url}?options=-c%20lock_timeout%3D3000")).unwrap();
+        assert_eq!(show(&custom, "lock_timeout"), "3s");
+        assert_eq!(show(&custom, "idle_in_transaction_session_timeout"), "10s");
     }
 
     #[test]
