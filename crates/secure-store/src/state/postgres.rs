@@ -22,7 +22,10 @@
 //!   the next entry: appends from every replica are serialised and the chain
 //!   stays linear. The `seq` primary key is the backstop.
 //! - **Reads** run in `REPEATABLE READ, READ ONLY` transactions: one
-//!   snapshot per call, like SQLite's read transactions.
+//!   snapshot per call, like SQLite's read transactions; the per-request
+//!   [`Store::policy_inputs`] is one statement outside a transaction (one
+//!   round trip) unless the rules must be re-read. A read whose connection
+//!   broke anywhere is retried once on a fresh one (reads are repeatable).
 //! - **Freshness across replicas.** Nothing a decision depends on is cached
 //!   across calls except the rule list, which is tagged with the
 //!   `rules_version` counter it was read at; [`Store::policy_inputs`] reads
@@ -46,7 +49,7 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use postgres::{Client, Config, IsolationLevel, NoTls, Row, Transaction};
+use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
 
 use super::chain::{ChainEntry, Verifier, GENESIS_HASH};
 use super::schema::{self, MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION};
@@ -341,7 +344,12 @@ impl PostgresStore {
                     if broken {
                         self.drop_idle();
                     }
-                    return Err(e);
+                    // A read can be repeated safely wherever it broke.
+                    if !(broken && read_only && attempt == 0) {
+                        return Err(e);
+                    }
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(url = %self.shown, error = %e, "state database connection lost; reconnecting");
                 }
                 Err(Failure::Begin(e)) => {
                     let broken = connection_broken(&client, &e);
@@ -386,6 +394,36 @@ impl PostgresStore {
         }
     }
 
+    /// Runs `f` outside a transaction (each statement is atomic on its
+    /// own): one round trip for a one-statement read. `f` must only read;
+    /// it is retried once on a fresh connection when the connection broke.
+    fn read_single<T>(
+        &self,
+        mut f: impl FnMut(&mut Client) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        for attempt in 0..2 {
+            let mut client = self.take()?;
+            match f(&mut client) {
+                Ok(v) => {
+                    self.give_back(client, true);
+                    return Ok(v);
+                }
+                Err(e) => {
+                    let broken =
+                        client.is_closed() || client.is_valid(Duration::from_secs(2)).is_err();
+                    self.give_back(client, !broken);
+                    if !broken || attempt == 1 {
+                        return Err(e);
+                    }
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(url = %self.shown, error = %e, "state database connection lost; reconnecting");
+                    self.drop_idle();
+                }
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
     fn read<T>(
         &self,
         f: impl FnMut(&mut Transaction<'_>) -> Result<T, StateError>,
@@ -401,7 +439,7 @@ impl PostgresStore {
     }
 
     /// The rules current at `version`, from memory or read in `tx`.
-    fn rules_at(&self, tx: &mut Transaction<'_>, version: i64) -> Result<Vec<Rule>, StateError> {
+    fn rules_at(&self, tx: &mut impl GenericClient, version: i64) -> Result<Vec<Rule>, StateError> {
         if let Some(cached) = self
             .rules
             .read()
@@ -503,7 +541,7 @@ fn rule_from_row(row: &Row) -> Result<Rule, StateError> {
     Ok(Rule { id, spec, created })
 }
 
-fn load_rules(tx: &mut Transaction<'_>) -> Result<Vec<Rule>, StateError> {
+fn load_rules(tx: &mut impl GenericClient) -> Result<Vec<Rule>, StateError> {
     tx.query(
         "SELECT id, kind, action, cidr, group_name, store, created FROM rules ORDER BY id",
         &[],
@@ -625,7 +663,10 @@ impl Store for PostgresStore {
     fn policy_inputs(&self, device_id: &str, serial: &str) -> Result<PolicyInputs, StateError> {
         // A serial that does not parse cannot be revoked: compare it as given.
         let serial = schema::normalize_serial(serial).unwrap_or_else(|_| serial.to_owned());
-        self.read(|tx| {
+        // One statement, one snapshot, one round trip. When the rules must
+        // be re-read, that read may see a newer rule set than `version`
+        // says; it is then re-read on the next call, never kept stale.
+        self.read_single(|tx| {
             let row = tx.query_one(
                 "SELECT EXISTS (SELECT 1 FROM revocations WHERE (kind = 'device' AND value = $1) \
                                                         OR (kind = 'serial' AND value = $2)), \
@@ -878,7 +919,7 @@ impl Store for PostgresStore {
     }
 
     fn rules(&self) -> Result<Vec<Rule>, StateError> {
-        self.read(load_rules)
+        self.read(|tx| load_rules(tx))
     }
 
     fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StateError> {
@@ -1317,9 +1358,16 @@ mod tests {
             appended += 1;
             assert!(!store.policy_inputs("d", "1").unwrap().revoked);
             // Reads recover the same way.
-            cluster.terminate_sessions(db_name(&url)).unwrap();
-            wait_until_gone(&url);
-            store.rules().unwrap();
+            for read in [
+                &(|| drop(store.policy_inputs("d", "1").unwrap())) as &dyn Fn(),
+                &|| drop(store.rules().unwrap()),
+            ] {
+                cluster.terminate_sessions(db_name(&url)).unwrap();
+                wait_until_gone(&url);
+                let before = store.reconnects();
+                read();
+                assert_eq!(store.reconnects(), before + 1);
+            }
         }
         assert_eq!(
             store.verify_audit().unwrap(),
