@@ -1484,6 +1484,15 @@ mod tests {
     }
 
     #[test]
+    fn a_url_requiring_tls_fails_rather_than_going_clear() {
+        let Some(url) = database() else { return };
+        let err = PostgresStore::open(&format!("{url}?sslmode=require")).unwrap_err();
+        assert!(matches!(err, StateError::Database(_)), "{err}");
+        // `prefer` (the default) connects in clear, as documented.
+        PostgresStore::open(&format!("{url}?sslmode=prefer")).unwrap();
+    }
+
+    #[test]
     fn open_by_url_picks_postgres() {
         let Some(url) = database() else { return };
         let tmp = std::env::temp_dir().join("never-created.db");
