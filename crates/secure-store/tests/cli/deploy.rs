@@ -118,7 +118,7 @@ fn env_names(text: &str) -> BTreeSet<String> {
             .iter()
             .any(|p| word.starts_with(p));
         if ours
-            && word.len() > 6
+            && !word.ends_with('_')
             && word
                 .chars()
                 .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')

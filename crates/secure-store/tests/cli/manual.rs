@@ -110,13 +110,20 @@ fn man_page_has_the_sections_and_lists_every_subcommand() {
 fn man_out_writes_one_page_per_subcommand_that_man_renders() {
     let dir = tempfile::tempdir().unwrap();
     let listed = ok(&mut ss(["man", "--out", dir.path().to_str().unwrap()]));
-    let mut expected = vec!["secure-store.1".to_owned()];
-    for sub in subcommands(&[]) {
-        expected.push(format!("secure-store-{sub}.1"));
-        for nested in subcommands(&[&sub]) {
-            expected.push(format!("secure-store-{sub}-{nested}.1"));
+    // One page per visible command at every depth: secure-store-fleet-enroll.1.
+    fn pages(path: &mut Vec<String>, out: &mut Vec<String>) {
+        let p: Vec<&str> = path.iter().map(String::as_str).collect();
+        let mut name = vec!["secure-store"];
+        name.extend(&p);
+        out.push(format!("{}.1", name.join("-")));
+        for sub in subcommands(&p) {
+            path.push(sub);
+            pages(path, out);
+            path.pop();
         }
     }
+    let mut expected = Vec::new();
+    pages(&mut Vec::new(), &mut expected);
     for name in &expected {
         let path = dir.path().join(name);
         assert!(path.is_file(), "{name} missing");
