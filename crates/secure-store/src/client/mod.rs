@@ -1,1 +1,2 @@
 //! The device client (filled in by the client work).
+pub mod http;

@@ -7,5 +7,6 @@ mod manual;
 mod mount;
 mod original;
 mod rclone_interop;
+mod server;
 mod store_cmds;
 mod tang_interop;
