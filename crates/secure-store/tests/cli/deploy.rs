@@ -22,13 +22,14 @@ fn read(rel: &str) -> String {
     fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
-/// The files that start or configure `secure-store`.
+/// The files that start or configure `secure-store`, and the page that documents them.
 const DEPLOY_FILES: &[&str] = &[
     "Dockerfile",
     "docker-compose.yml",
     "balena.yml",
     "deploy/systemd/secure-store-server.service",
     "deploy/systemd/secure-store-server-credentials",
+    "docs/DEPLOY.md",
 ];
 
 /// The visible subcommands of `secure-store PATH...`, from its `--help`.
