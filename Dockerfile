@@ -40,7 +40,7 @@ FROM runtime AS server
 RUN groupadd --system --gid 10001 secure-store \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/secure-store \
       --shell /usr/sbin/nologin secure-store \
- && install -d -m 0700 -o 10001 -g 10001 /var/lib/secure-store /etc/secure-store
+ && install -d -m 0700 -o 10001 -g 10001 /var/lib/secure-store /etc/secure-store /etc/secure-store/server
 ENV SECURE_STORE_FLEET=/etc/secure-store/server \
     SECURE_STORE_DATA_DIR=/var/lib/secure-store \
     SECURE_STORE_LISTEN=0.0.0.0:8443
