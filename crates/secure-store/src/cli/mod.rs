@@ -9,6 +9,7 @@ mod demo;
 mod env;
 mod fleet;
 mod key;
+mod manual;
 mod mount;
 mod progress;
 mod run;
@@ -107,6 +108,8 @@ enum Command {
     /// Load generators for benchmarks (scripts/bench).
     #[command(subcommand, hide = true)]
     Bench(bench::BenchCommand),
+    #[command(flatten)]
+    Manual(manual::ManualCommand),
 }
 
 /// Entry point of the binary.
@@ -151,6 +154,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mount(args) => mount::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::Manual(cmd) => manual::run(cmd),
     }
 }
 

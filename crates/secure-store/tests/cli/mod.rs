@@ -1,7 +1,9 @@
 mod bad_input;
+mod deploy;
 mod env_cmds;
 mod fleet;
 mod harness;
+mod manual;
 mod mount;
 mod original;
 mod rclone_interop;
