@@ -24,6 +24,7 @@ pub mod envfile;
 pub mod logging;
 pub mod mount;
 pub mod pki;
+pub mod policy;
 pub mod rng;
 pub mod secret;
 pub mod server;

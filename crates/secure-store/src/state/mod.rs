@@ -11,6 +11,8 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+pub mod chain;
+pub mod schema;
 pub mod sqlite;
 
 /// Errors of the state store.

@@ -1,5 +1,6 @@
 mod bad_input;
 mod env_cmds;
+mod fleet;
 mod harness;
 mod original;
 mod rclone_interop;
