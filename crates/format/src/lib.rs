@@ -5,6 +5,8 @@
 //!   with rclone 1.59+ and the original Go secure-store.
 //! - [`env`](mod@env): encrypted environment values, `v0` (the original project's)
 //!   and `v1` (ours: versioned, key id, variable name bound as AAD).
+//! - [`jose`]: JOSE for Tang and clevis (P-521 JWKs, ES512 JWS, ECDH-ES
+//!   compact JWE, the McCallum-Relyea exchange, the clevis tang pin).
 //!
 //! Everything here works on byte slices and `std::io` traits; the caller
 //! supplies randomness (nonces) so that every function is deterministic and

@@ -16,8 +16,9 @@
 //!    [`Reason::StoreNotAllowed`] (see [`store_allowed`]).
 //!
 //! A request refused at steps 1–3 takes no token from the rate limiter.
-//! A check walks the rules once with no allocation: with 100 rules it is a
-//! few hundred nanoseconds plus one rate-limiter lookup.
+//! A check walks the rules once and allocates nothing (the rate limiter
+//! allocates only when it meets a new device): `benches/policy.rs` measures
+//! about 2 µs with 100 rules and 100,000 devices in the limiter.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
@@ -28,7 +29,7 @@ use std::time::Instant;
 
 use crate::api::Reason;
 use crate::state::schema::{canonical_addr, canonical_net};
-use crate::state::{DeviceStatus, PolicyInputs, Rule, RuleAction, RuleSpec};
+use crate::state::{Decision, DeviceStatus, PolicyInputs, Rule, RuleAction, RuleSpec};
 
 /// One request as policy sees it.
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +82,14 @@ fn applies(group: Option<&str>, groups: &[String]) -> bool {
     match group {
         None => true,
         Some(g) => groups.iter().any(|mine| mine == g),
+    }
+}
+
+/// The audit fields of a decision: `(Allowed, "ok")` or `(Refused, code)`.
+pub fn audit_outcome(result: Result<(), Reason>) -> (Decision, &'static str) {
+    match result {
+        Ok(()) => (Decision::Allowed, "ok"),
+        Err(reason) => (Decision::Refused, reason.code()),
     }
 }
 
@@ -142,7 +151,8 @@ pub fn store_allowed(store: &str, groups: &[String], rules: &[Rule]) -> bool {
 }
 
 /// One token bucket's shape: `burst` requests at once, refilled at
-/// `per_second`.
+/// `per_second` (a rate that is not a positive finite number counts as 0:
+/// the burst, then nothing).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimit {
     pub per_second: f64,
@@ -319,7 +329,15 @@ impl RateLimiter {
 
     /// A limiter whose clock starts at `epoch`; instants before it count
     /// as `epoch`.
-    pub fn starting_at(config: RateLimitConfig, epoch: Instant) -> RateLimiter {
+    pub fn starting_at(mut config: RateLimitConfig, epoch: Instant) -> RateLimiter {
+        for limit in [&mut config.device, &mut config.address]
+            .into_iter()
+            .flatten()
+        {
+            if !(limit.per_second.is_finite() && limit.per_second > 0.0) {
+                limit.per_second = 0.0;
+            }
+        }
         RateLimiter {
             config,
             epoch,
@@ -350,27 +368,39 @@ impl RateLimiter {
     /// Takes one token for `device` and one for `address` if both have
     /// one; otherwise takes none and returns false.
     pub fn check(&self, device: &str, address: IpAddr, now: Instant) -> bool {
+        self.take(Some(device), address, now)
+    }
+
+    /// For requests without a device identity (the plain-HTTP Tang
+    /// listener): takes one token for `address` only.
+    pub fn check_address(&self, address: IpAddr, now: Instant) -> bool {
+        self.take(None, address, now)
+    }
+
+    fn take(&self, device: Option<&str>, address: IpAddr, now: Instant) -> bool {
         let now =
             u64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX);
         let addr = self.address_key(address);
         let half_cap = (self.config.max_entries / 2).max(1);
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        let dev = self.config.device.map(|limit| {
-            t.devices.age_out(now, limit.refill_nanos());
-            (limit, t.devices.peek(device, &limit, now))
-        });
+        let dev = match (self.config.device, device) {
+            (Some(limit), Some(device)) => {
+                t.devices.age_out(now, limit.refill_nanos());
+                Some((device, t.devices.peek(device, &limit, now)))
+            }
+            _ => None,
+        };
         let adr = self.config.address.map(|limit| {
             t.addresses.age_out(now, limit.refill_nanos());
-            (limit, t.addresses.peek(&addr, &limit, now))
+            t.addresses.peek(&addr, &limit, now)
         });
-        let ok =
-            dev.is_none_or(|(_, b)| b.tokens >= 1.0) && adr.is_none_or(|(_, b)| b.tokens >= 1.0);
+        let ok = dev.is_none_or(|(_, b)| b.tokens >= 1.0) && adr.is_none_or(|b| b.tokens >= 1.0);
         let take = if ok { 1.0 } else { 0.0 };
-        if let Some((_, mut b)) = dev {
+        if let Some((device, mut b)) = dev {
             b.tokens -= take;
             t.devices.store(device, || device.into(), b, half_cap, now);
         }
-        if let Some((_, mut b)) = adr {
+        if let Some(mut b) = adr {
             b.tokens -= take;
             t.addresses.store(&addr, || addr, b, half_cap, now);
         }
@@ -588,6 +618,33 @@ mod tests {
     }
 
     #[test]
+    fn outcomes_for_the_audit_log() {
+        assert_eq!(audit_outcome(Ok(())), (Decision::Allowed, "ok"));
+        assert_eq!(
+            audit_outcome(Err(Reason::RateLimited)),
+            (Decision::Refused, "rate_limited")
+        );
+    }
+
+    #[test]
+    fn bad_rates_mean_no_refill() {
+        let t0 = Instant::now();
+        for rate in [f64::NAN, -1.0, f64::INFINITY, 0.0] {
+            let limiter = RateLimiter::starting_at(
+                RateLimitConfig {
+                    device: limit(rate, 2),
+                    address: None,
+                    ..RateLimitConfig::default()
+                },
+                t0,
+            );
+            assert!(limiter.check("d", ip("192.0.2.1"), t0));
+            assert!(limiter.check("d", ip("192.0.2.1"), t0));
+            assert!(!limiter.check("d", ip("192.0.2.1"), t0 + Duration::from_secs(3600)));
+        }
+    }
+
+    #[test]
     fn store_grants() {
         let rules = vec![
             grant("kid-a", "lab"),
@@ -676,6 +733,11 @@ mod tests {
             assert!(limiter.check("d", ip(&format!("198.51.100.{n}")), t0));
         }
         assert!(!limiter.check("d", ip("198.51.100.9"), t0));
+        // Without a device identity only the address counts.
+        assert!(limiter.check_address(ip("203.0.113.1"), t0));
+        assert!(limiter.check_address(ip("203.0.113.1"), t0));
+        assert!(!limiter.check_address(ip("203.0.113.1"), t0));
+        assert!(!limiter.check_address(ip("192.0.2.1"), t0));
     }
 
     #[test]

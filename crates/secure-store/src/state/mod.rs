@@ -140,8 +140,9 @@ pub struct AuditEvent {
     pub key_id: Option<String>,
 }
 
-/// A stored audit entry: `hash = SHA-256(prev_hash ‖ canonical JSON of
-/// (seq, event))`, hex. The first entry's `prev_hash` is 64 zeros.
+/// A stored audit entry: `hash = hex(SHA-256(prev_hash ‖ canonical JSON of
+/// (seq, event)))`. The first entry's `prev_hash` is 64 zeros. The exact
+/// format is in docs/AUDIT.md and [`chain`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {
     pub seq: i64,

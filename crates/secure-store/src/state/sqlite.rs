@@ -161,7 +161,18 @@ impl SqliteStore {
             .open(path)
         {
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                use std::os::unix::fs::PermissionsExt;
+                if let Ok(meta) = std::fs::metadata(path) {
+                    if meta.permissions().mode() & 0o077 != 0 {
+                        tracing::warn!(
+                            path = %path.display(),
+                            mode = format_args!("{:o}", meta.permissions().mode() & 0o777),
+                            "state database is readable by others; chmod 600 it"
+                        );
+                    }
+                }
+            }
             Err(e) => return Err(io("creating", e)),
         }
         let open = || -> Result<Connection, StateError> {

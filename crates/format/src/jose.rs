@@ -1,1 +1,0 @@
-//! JOSE for Tang and clevis (filled in by the jose work).
