@@ -119,9 +119,9 @@ impl Demo {
         let out = Command::new(&self.exe)
             .arg("-q")
             .args(&args)
-            .envs(envs.iter().copied())
             .env_remove("STORE_PASSWORD")
             .env_remove("STORE_KEY_FILE")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .output()
             .with_context(|| format!("cannot start {}", self.exe.display()))?;

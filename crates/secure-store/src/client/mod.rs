@@ -13,6 +13,7 @@
 
 pub mod backoff;
 pub mod env;
+pub mod http;
 pub mod identity;
 pub mod materialize;
 pub mod supervise;

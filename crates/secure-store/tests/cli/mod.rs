@@ -6,5 +6,6 @@ mod mount;
 mod original;
 mod rclone_interop;
 mod run;
+mod server;
 mod store_cmds;
 mod tang_interop;
