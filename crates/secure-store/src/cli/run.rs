@@ -12,14 +12,19 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
 use crate::client::backoff::{parse_duration, Policy};
 use crate::client::env as child_env;
+use crate::client::http::Timeouts;
+use crate::client::identity::{self, Identity};
 use crate::client::materialize::{self, Materialized};
+use crate::client::recover::{self, Client};
 use crate::client::supervise::{self, Signals, SpawnError};
 use crate::client::sys;
 use crate::client::unlock::{self, HashItem, RetryError};
+use crate::crypt::store::{Store, StorePaths};
+use crate::mount::{MountOptions, Mounted};
 use crate::secret::StoreKey;
 
 /// Our own exit codes (the app's code is passed through otherwise).
@@ -72,7 +77,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE", env = "MTLS_CERT_FILE")]
     pub cert: Option<PathBuf>,
     /// Client private key PEM file (MTLS_KEY, base64 PEM, wins over it).
-    #[arg(long, value_name = "FILE", env = "MTLS_KEY_FILE")]
+    #[arg(
+        long,
+        visible_alias = "tls-key",
+        value_name = "FILE",
+        env = "MTLS_KEY_FILE"
+    )]
     pub key: Option<PathBuf>,
     /// CA certificate PEM file that signed the server's certificate (MTLS_CA wins over it).
     #[arg(long, value_name = "FILE", env = "MTLS_CA_FILE")]
@@ -180,7 +190,6 @@ pub struct RunArgs {
 
 /// The chosen unlock source.
 enum Source {
-    #[allow(dead_code)] // used once the network unlock lands
     Envelope(String),
     Legacy,
     Local(StoreKey),
@@ -229,12 +238,7 @@ fn run_inner(args: RunArgs, signals: &mut Signals) -> Result<ExitCode, Exit> {
         }
         Source::Legacy | Source::Envelope(_) => {
             let mut stop = || signals.pending_stop();
-            network_unlock(&args, &source, policy, &mut stop).map_err(|e| match e {
-                RetryError::Refused { .. } => Exit(codes::REVOKED, e.into()),
-                RetryError::Deadline { .. } => Exit(codes::UNREACHABLE, e.into()),
-                RetryError::Stopped(sig) => Exit(128u8.saturating_add(sig as u8), e.into()),
-                RetryError::Fatal(_) => Exit(codes::DATA, e.into()),
-            })?
+            network_unlock(&args, &source, policy, &mut stop)?
         }
     };
 
@@ -253,15 +257,21 @@ fn run_inner(args: RunArgs, signals: &mut Signals) -> Result<ExitCode, Exit> {
         tracing::info!(files = m.files(), dir = %m.dir().display(), "store decrypted into RAM");
         materialized = Some(m);
     }
-    if let Some(dir) = &args.mount {
+    let mut mounted: Option<Mounted> = None;
+    if let (Some(store), Some(dir)) = (&args.store, &args.mount) {
         if args.force_unmount {
-            force_unmount(dir);
+            crate::mount::force_unmount(dir);
         }
-        bail_mount(dir)?;
+        let opened = Store::open(&StorePaths::new(store, None, None), &key)
+            .with_context(|| format!("cannot open the store {}", store.display()))?;
+        let m = Mounted::spawn(opened, dir, &MountOptions::default())
+            .with_context(|| format!("cannot mount the store at {}", dir.display()))?;
+        mounted = Some(m);
     }
     drop(key);
 
     if let Some(sig) = signals.pending_stop() {
+        drop(mounted);
         drop(materialized);
         return Err(Exit(
             128u8.saturating_add(sig as u8),
@@ -274,6 +284,8 @@ fn run_inner(args: RunArgs, signals: &mut Signals) -> Result<ExitCode, Exit> {
     app_env.clear();
     tracing::info!(app = %args.app[0].to_string_lossy(), "starting the app");
     let end = supervise::supervise(signals, cmd);
+    // Unmount (pending writes are committed) and remove decrypted files.
+    drop(mounted);
     drop(materialized);
     match end {
         Ok(end) => {
@@ -293,7 +305,14 @@ fn run_inner(args: RunArgs, signals: &mut Signals) -> Result<ExitCode, Exit> {
 
 fn choose_source(args: &RunArgs) -> Result<Source, Exit> {
     let mut chosen = Vec::new();
-    let envelope = match (&args.envelope, &args.envelope_file) {
+    // An empty variable (a dashboard field cleared) counts as not set.
+    let given = |v: &Option<String>| {
+        v.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned)
+    };
+    let local_key = given(&args.local_key);
+    let envelope = match (given(&args.envelope), &args.envelope_file) {
         (Some(e), _) => Some(e.trim().to_owned()),
         (None, Some(path)) => Some(
             std::fs::read_to_string(path)
@@ -309,7 +328,7 @@ fn choose_source(args: &RunArgs) -> Result<Source, Exit> {
     if args.legacy {
         chosen.push("--legacy");
     }
-    if args.local_key.is_some() {
+    if local_key.is_some() {
         chosen.push("--local-key/STORE_PASSWORD");
     }
     if args.key_file.is_some() {
@@ -336,7 +355,7 @@ fn choose_source(args: &RunArgs) -> Result<Source, Exit> {
         }
         return Ok(Source::Legacy);
     }
-    if let Some(k) = &args.local_key {
+    if let Some(k) = &local_key {
         return Ok(Source::Local(
             StoreKey::new(k).context("the store key from --local-key/STORE_PASSWORD")?,
         ));
@@ -354,32 +373,76 @@ fn choose_source(args: &RunArgs) -> Result<Source, Exit> {
     .into())
 }
 
+/// The servers to try: `--server`, else the URL sealed into the envelope.
+fn servers_for(args: &RunArgs, source: &Source) -> Result<Vec<String>, Exit> {
+    if !args.servers.is_empty() {
+        return Ok(args.servers.clone());
+    }
+    match source {
+        Source::Envelope(jwe) => match recover::envelope_url(jwe) {
+            Some(url) => Ok(vec![url]),
+            None => Err(Exit(
+                codes::DATA,
+                anyhow::anyhow!("the envelope names no server (clevis.tang.url); is it a secure-store/clevis tang envelope?"),
+            )),
+        },
+        _ => Err(anyhow::anyhow!("--legacy needs --server URL (or SECURE_STORE_SERVER)").into()),
+    }
+}
+
+/// The HTTP client: with the TLS identity when any server is https.
+pub(crate) fn client_for(
+    servers: &[String],
+    files: &identity::Files,
+    legacy: bool,
+    timeout: Duration,
+) -> anyhow::Result<Client> {
+    let tls = if servers.iter().any(|s| s.starts_with("https://")) {
+        let env = |name: &str| std::env::var(name).ok();
+        let id = Identity::load(files, &env)?;
+        // The original's one self-signed certificate is its own CA.
+        let ca = match (&id.ca_pem, legacy) {
+            (Some(ca), _) => ca.clone(),
+            (None, true) => id.cert_pem.clone(),
+            (None, false) => id.require_ca()?.to_vec(),
+        };
+        Some(crate::pki::tls::client_config(
+            &ca,
+            &id.cert_pem,
+            &id.key_pem,
+        )?)
+    } else {
+        None
+    };
+    Client::new(tls, Timeouts::all(timeout)).context("cannot start the network runtime")
+}
+
 fn network_unlock(
-    _args: &RunArgs,
-    _source: &Source,
-    _policy: Policy,
-    _stop: &mut dyn FnMut() -> Option<i32>,
-) -> Result<StoreKey, RetryError> {
-    Err(RetryError::Fatal("network unlock is not built yet".into()))
-}
-
-/// Detaches a stale mount: `fusermount3 -u -z`, else `umount2(MNT_DETACH)`.
-fn force_unmount(dir: &std::path::Path) {
-    let fuser = Command::new("fusermount3")
-        .args(["-u", "-z"])
-        .arg(dir)
-        .stderr(std::process::Stdio::null())
-        .status();
-    if fuser.is_ok_and(|s| s.success()) {
-        tracing::info!(dir = %dir.display(), "detached a stale mount");
-        return;
-    }
-    match sys::unmount_detach(dir) {
-        Ok(()) => tracing::info!(dir = %dir.display(), "detached a stale mount"),
-        Err(e) => tracing::debug!(dir = %dir.display(), "nothing to unmount: {e}"),
-    }
-}
-
-fn bail_mount(_dir: &std::path::Path) -> anyhow::Result<()> {
-    bail!("--mount is not available in this build yet; use --materialize DIR on a tmpfs")
+    args: &RunArgs,
+    source: &Source,
+    policy: Policy,
+    stop: &mut dyn FnMut() -> Option<i32>,
+) -> Result<StoreKey, Exit> {
+    let servers = servers_for(args, source)?;
+    let files = identity::Files {
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+        ca: args.ca.clone(),
+    };
+    let client = client_for(
+        &servers,
+        &files,
+        matches!(source, Source::Legacy),
+        args.timeout,
+    )?;
+    let mut attempt = |server: &str| match source {
+        Source::Envelope(jwe) => recover::envelope(&client, jwe, server),
+        _ => recover::legacy(&client, server),
+    };
+    unlock::retry(&servers, policy, &mut attempt, stop).map_err(|e| match e {
+        RetryError::Refused { .. } => Exit(codes::REVOKED, e.into()),
+        RetryError::Deadline { .. } => Exit(codes::UNREACHABLE, e.into()),
+        RetryError::Stopped(sig) => Exit(128u8.saturating_add(sig as u8), e.into()),
+        RetryError::Fatal(_) => Exit(codes::DATA, e.into()),
+    })
 }

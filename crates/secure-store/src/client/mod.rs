@@ -4,6 +4,7 @@
 //! - [`identity`]: the TLS client certificate, from base64 env or files, in memory only;
 //! - [`unlock`]: where the store key comes from (envelope via `/rec`, legacy
 //!   `/key`, local key, env hash) and the retry loop, timed by [`backoff`];
+//! - [`recover`]: one network attempt (envelope via `/rec`, legacy `/key`, `/adv`) over [`http`];
 //! - [`env`]: `ENCRYPTED_*` values decrypted into the app's environment only;
 //! - [`materialize`]: the store decrypted into a tmpfs folder, removed on exit;
 //! - [`supervise`]: the app as a child, signals forwarded, zombies reaped;
@@ -16,6 +17,7 @@ pub mod env;
 pub mod http;
 pub mod identity;
 pub mod materialize;
+pub mod recover;
 pub mod supervise;
 pub mod sys;
 pub mod unlock;

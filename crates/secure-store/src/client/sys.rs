@@ -1,7 +1,7 @@
 //! The few operating-system calls the device client needs that `std` does
 //! not offer: process hardening (no core dumps, not ptrace-able by other
 //! users), signalling and reaping children, the file-system type of a
-//! folder, and a lazy unmount. Every `unsafe` line of the client lives
+//! folder. Every `unsafe` line of the client lives
 //! here, each with the reason it is sound.
 //!
 //! Linux only (the devices run Linux; `PR_SET_DUMPABLE` and `statfs` magic
@@ -124,18 +124,6 @@ pub fn fs_type(path: &Path) -> io::Result<i64> {
     let st = unsafe { buf.assume_init() };
     #[allow(clippy::unnecessary_cast)] // f_type's width differs by platform
     Ok(st.f_type as i64)
-}
-
-/// Detaches the mount at `path` (`umount2(MNT_DETACH)`; needs root or the
-/// mount's owner through fusermount, which the caller tries first).
-pub fn unmount_detach(path: &Path) -> io::Result<()> {
-    let c = c_path(path)?;
-    // SAFETY: `c` is a NUL-terminated path that outlives the call.
-    let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -252,14 +252,14 @@ pub fn retry<T>(
                 }
                 Attempt::Fatal(message) => return Err(RetryError::Fatal(message)),
                 Attempt::Failed(error) if error.kind.is_final() => {
-                    tracing::error!(server = %server, attempt = number, reason = error.kind.code(), "refused: {error}; not retrying");
+                    tracing::error!(server = %server, attempt = number, reason = %error.kind.code(), "refused: {error}; not retrying");
                     return Err(RetryError::Refused {
                         server: server.clone(),
                         error,
                     });
                 }
                 Attempt::Failed(error) => {
-                    tracing::warn!(server = %server, attempt = number, reason = error.kind.code(), "unlock failed: {error}");
+                    tracing::warn!(server = %server, attempt = number, reason = %error.kind.code(), "unlock failed: {error}");
                     last = Some((server.clone(), error));
                 }
             }
@@ -273,7 +273,7 @@ pub fn retry<T>(
             return Err(RetryError::Deadline { server, error });
         };
         tracing::info!(
-            "retrying in {:.1} s (window {:.0} s)",
+            "retrying in {:.1} s (next window {:.1} s)",
             delay.as_secs_f64(),
             backoff.window().as_secs_f64()
         );

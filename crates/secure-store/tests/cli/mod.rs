@@ -6,6 +6,7 @@ mod mount;
 mod original;
 mod rclone_interop;
 mod run;
+mod seal;
 mod server;
 mod store_cmds;
 mod tang_interop;

@@ -33,6 +33,24 @@ fn wait_for(path: &Path, child: &mut Child) {
     }
 }
 
+/// Log text without ANSI colour sequences.
+pub(super) fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn spawn(cmd: &mut Command) -> Child {
     cmd.stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -402,4 +420,327 @@ fn run_refuses_to_materialize_on_persistent_storage() {
         .env("D", &target));
     assert_eq!(out, "deep");
     assert!(!target.exists());
+}
+
+// ---------------------------------------------------------------------
+// Against the real Store Server.
+
+/// A running `secure-store server`, killed on drop.
+pub(super) struct Server {
+    child: Child,
+    /// `https://127.0.0.1:PORT`
+    pub url: String,
+    /// `http://127.0.0.1:PORT` of the plain Tang listener, when asked for.
+    pub tang: Option<String>,
+    _stderr: std::thread::JoinHandle<String>,
+}
+
+impl Server {
+    /// Starts the server of `fleet` with extra args and env; waits for its
+    /// "listening on" line.
+    pub(super) fn start(fleet: &Path, args: &[&str], envs: &[(&str, &str)]) -> Server {
+        let mut cmd = ss(["server", "--fleet"]);
+        cmd.arg(fleet);
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", "127.0.0.1:0"]);
+        }
+        cmd.args(args).envs(envs.iter().copied());
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = std::io::Read::read_to_string(&mut std::io::BufReader::new(stderr), &mut s);
+            s
+        });
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let mut words = line.split_whitespace();
+        let url = words.find(|w| w.starts_with("https://"));
+        let Some(url) = url.map(str::to_owned) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no listening line: {line:?}\n{}", stderr.join().unwrap());
+        };
+        let tang = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .map(str::to_owned);
+        Server {
+            child,
+            url,
+            tang,
+            _stderr: stderr,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fleet with one enrolled device; returns the fleet folder and the
+/// device's `MTLS_*` variables.
+pub(super) fn fleet_with_device(tmp: &Path, device: &str) -> (PathBuf, Vec<(String, String)>) {
+    let fleet = tmp.join("fleet");
+    ok(ss(["fleet", "init"]).arg(&fleet));
+    let out = ok(ss(["fleet", "enroll"]).arg(&fleet).args([device, "--env"]));
+    let vars: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| k.starts_with("MTLS_"))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(vars.len(), 3, "MTLS_CERT, MTLS_KEY, MTLS_CA: {out}");
+    (fleet, vars)
+}
+
+/// `seal` the test key offline from the fleet, for devices that use `url`.
+pub(super) fn seal_offline(fleet: &Path, url: &str) -> String {
+    let out = ok(ss(["seal", "--url", url, "--fleet"])
+        .arg(fleet)
+        .env("STORE_PASSWORD", KEY));
+    out.trim()
+        .strip_prefix("SECURE_STORE_ENVELOPE=")
+        .expect("SECURE_STORE_ENVELOPE=…")
+        .to_owned()
+}
+
+#[test]
+fn run_unlocks_an_envelope_through_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fleet, mtls) = fleet_with_device(tmp.path(), "cam-1");
+    let server = Server::start(&fleet, &[], &[]);
+    let envelope = seal_offline(&fleet, &server.url);
+    let secret = env_value("v1", "API_KEY", "s3cr3t");
+    // The server comes from the envelope; the certificate from base64 env.
+    let out = ok(ss([
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "echo API_KEY=$API_KEY; env | grep -c '^MTLS_KEY=\\|^SECURE_STORE_ENVELOPE=' || true",
+    ])
+    .envs(mtls.iter().map(|(k, v)| (k, v)))
+    .env("SECURE_STORE_ENVELOPE", &envelope)
+    .env("ENCRYPTED_API_KEY", &secret));
+    assert_eq!(out, "API_KEY=s3cr3t\n0\n");
+
+    // Without a client certificate the server is not reached.
+    let r =
+        run(ss(["run", "--deadline", "1s", "--", "true"]).env("SECURE_STORE_ENVELOPE", &envelope));
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("MTLS_CERT"), "{}", r.stderr);
+    drop(server);
+}
+
+#[test]
+fn run_legacy_key_from_the_original_style_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("legacy-fleet");
+    ok(ss(["fleet", "init", "--legacy"]).arg(&fleet));
+    let server = Server::start(&fleet, &["--legacy"], &[("STORE_PASSWORD", KEY)]);
+    let port = server.url.rsplit(':').next().unwrap().to_owned();
+    let secret = env_value("v0", "DB", "postgres://x");
+    // The original's one certificate on both ends; no CA given: the
+    // certificate trusts itself, as the original client did.
+    let out = ok(ss([
+        "run",
+        "--legacy",
+        "--server",
+        &format!("https://localhost:{port}"),
+        "--cert",
+    ])
+    .arg(fleet.join("legacy/cert.pem"))
+    .arg("--key")
+    .arg(fleet.join("legacy/key.pem"))
+    .args(["--", "sh", "-c", "echo $DB"])
+    .env("ENCRYPTED_DB", &secret));
+    assert_eq!(out, "postgres://x\n");
+}
+
+/// A port nothing listens on (bound once, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn run_waits_for_a_server_that_comes_up_later() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fleet, mtls) = fleet_with_device(tmp.path(), "cam-2");
+    let port = free_port();
+    let url = format!("https://127.0.0.1:{port}");
+    let envelope = seal_offline(&fleet, &url);
+    let started = tmp.path().join("started");
+    let mut child = ss([
+        "run",
+        "--retry-base",
+        "200ms",
+        "--retry-cap",
+        "400ms",
+        "--",
+        "sh",
+        "-c",
+        "touch \"$STARTED\"",
+    ])
+    .envs(mtls.iter().map(|(k, v)| (k, v)))
+    .env("SECURE_STORE_ENVELOPE", &envelope)
+    .env("STARTED", &started)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            if tx.send(plain(&line)).is_err() {
+                break;
+            }
+        }
+    });
+    // Two refused attempts, then the server comes up on that port.
+    let mut before = Vec::new();
+    while before
+        .iter()
+        .filter(|l: &&String| l.contains("reason=refused"))
+        .count()
+        < 2
+    {
+        before.push(
+            rx.recv_timeout(Duration::from_secs(30))
+                .expect("attempt log lines"),
+        );
+    }
+    assert!(!started.exists());
+    let server = Server::start(&fleet, &["--listen", &format!("127.0.0.1:{port}")], &[]);
+    let status = child.wait().unwrap();
+    let after: Vec<String> = rx.try_iter().collect();
+    assert_eq!(status.code(), Some(0), "{before:?}\n{after:?}");
+    assert!(started.exists());
+    // At most the attempt that was under way when the server came up
+    // failed; the next one unlocked.
+    let failed_after = after.iter().filter(|l| l.contains("unlock failed")).count();
+    assert!(failed_after <= 1, "{after:#?}");
+    assert!(after.iter().any(|l| l.contains("unlocked")), "{after:#?}");
+    drop(server);
+}
+
+#[test]
+fn run_exits_78_without_starting_the_app_when_revoked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fleet, mtls) = fleet_with_device(tmp.path(), "cam-3");
+    let server = Server::start(&fleet, &[], &[]);
+    let envelope = seal_offline(&fleet, &server.url);
+    // Works before the revocation.
+    ok(ss(["run", "--", "true"])
+        .envs(mtls.iter().map(|(k, v)| (k, v)))
+        .env("SECURE_STORE_ENVELOPE", &envelope));
+    ok(ss(["admin", "--fleet"])
+        .arg(&fleet)
+        .args(["--server", &server.url, "revoke", "cam-3"]));
+    let started = tmp.path().join("started");
+    let r = run(ss([
+        "run",
+        "--retry-base",
+        "100ms",
+        "--",
+        "sh",
+        "-c",
+        "touch \"$STARTED\"",
+    ])
+    .envs(mtls.iter().map(|(k, v)| (k, v)))
+    .env("SECURE_STORE_ENVELOPE", &envelope)
+    .env("STARTED", &started));
+    assert_eq!(r.code, Some(78), "{}", r.stderr);
+    assert!(!started.exists(), "the app must not start");
+    let log = plain(&r.stderr);
+    assert!(log.contains("reason=revoked"), "{log}");
+    // One attempt: a revoked device does not hammer the server.
+    assert_eq!(log.matches("attempt=").count(), 1, "{log}");
+}
+
+#[test]
+fn run_gives_up_at_the_deadline_with_75() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fleet, mtls) = fleet_with_device(tmp.path(), "cam-4");
+    let url = format!("https://127.0.0.1:{}", free_port());
+    let envelope = seal_offline(&fleet, &url);
+    let r = run(ss([
+        "run",
+        "--retry-base",
+        "50ms",
+        "--retry-cap",
+        "100ms",
+        "--deadline",
+        "1s",
+        "--",
+        "true",
+    ])
+    .envs(mtls.iter().map(|(k, v)| (k, v)))
+    .env("SECURE_STORE_ENVELOPE", &envelope));
+    assert_eq!(r.code, Some(75), "{}", r.stderr);
+    let log = plain(&r.stderr);
+    assert!(log.contains("reason=refused"), "{log}");
+    assert!(log.contains("before the deadline"), "{log}");
+}
+
+#[test]
+fn run_mounts_the_store_for_the_app_and_unmounts_after() {
+    let has_fuse = Path::new("/dev/fuse").exists()
+        && Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let required = std::env::var("SECURE_STORE_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
+    if !has_fuse {
+        assert!(!required, "needs /dev/fuse and root");
+        eprintln!("SKIPPED: needs /dev/fuse and root");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (_src, store) = make_store(tmp.path());
+    let mnt = tmp.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let script = r#"
+        cat "$M/config.json"; echo
+        printf 'written by the app' > "$M/new.txt"
+        grep -c " $M " /proc/mounts
+    "#;
+    let out = ok(ss(["run", "--store"])
+        .arg(&store)
+        .arg("--mount")
+        .arg(&mnt)
+        .args(["--", "sh", "-c", script])
+        .env("STORE_PASSWORD", KEY)
+        .env("M", &mnt));
+    assert_eq!(out, "{\"db\":\"secret\"}\n1\n");
+    let mounts = fs::read_to_string("/proc/mounts").unwrap();
+    assert!(
+        !mounts.contains(&*mnt.to_string_lossy()),
+        "unmounted on exit"
+    );
+    assert_eq!(fs::read_dir(&mnt).unwrap().count(), 0);
+    // What the app wrote is in the store, encrypted.
+    let out = tmp.path().join("out");
+    ok(ss(["store", "decrypt"])
+        .arg(&store)
+        .arg(&out)
+        .env("STORE_PASSWORD", KEY));
+    assert_eq!(
+        fs::read(out.join("new.txt")).unwrap(),
+        b"written by the app"
+    );
 }
