@@ -8,6 +8,7 @@
 //! its code. Exit codes are listed in docs/CLIENT.md and in [`codes`].
 
 use std::ffi::OsString;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
@@ -258,20 +259,39 @@ fn run_inner(args: RunArgs, signals: &mut Signals) -> Result<ExitCode, Exit> {
         materialized = Some(m);
     }
     let mut mounted: Option<Mounted> = None;
+    let mut created_mount_point: Option<PathBuf> = None;
     if let (Some(store), Some(dir)) = (&args.store, &args.mount) {
         if args.force_unmount {
             crate::mount::force_unmount(dir);
         }
         let opened = Store::open(&StorePaths::new(store, None, None), &key)
             .with_context(|| format!("cannot open the store {}", store.display()))?;
+        // A missing mount point is created (0700) and removed again on exit.
+        if std::fs::symlink_metadata(dir).is_err() {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("cannot create the mount point {}", dir.display()))?;
+            created_mount_point = Some(dir.clone());
+        }
         let m = Mounted::spawn(opened, dir, &MountOptions::default())
-            .with_context(|| format!("cannot mount the store at {}", dir.display()))?;
+            .with_context(|| format!("cannot mount the store at {}", dir.display()));
+        let m = match m {
+            Ok(m) => m,
+            Err(e) => {
+                if let Some(dir) = created_mount_point.take() {
+                    let _ = std::fs::remove_dir(dir);
+                }
+                return Err(e.into());
+            }
+        };
         mounted = Some(m);
     }
     drop(key);
 
     if let Some(sig) = signals.pending_stop() {
         drop(mounted);
+        remove_mount_point(created_mount_point);
         drop(materialized);
         return Err(Exit(
             128u8.saturating_add(sig as u8),
@@ -286,6 +306,7 @@ fn run_inner(args: RunArgs, signals: &mut Signals) -> Result<ExitCode, Exit> {
     let end = supervise::supervise(signals, cmd);
     // Unmount (pending writes are committed) and remove decrypted files.
     drop(mounted);
+    remove_mount_point(created_mount_point);
     drop(materialized);
     match end {
         Ok(end) => {
@@ -445,4 +466,13 @@ fn network_unlock(
         RetryError::Stopped(sig) => Exit(128u8.saturating_add(sig as u8), e.into()),
         RetryError::Fatal(_) => Exit(codes::DATA, e.into()),
     })
+}
+
+/// Removes a mount point we created, once unmounted (only if empty).
+fn remove_mount_point(dir: Option<PathBuf>) {
+    if let Some(dir) = dir {
+        if let Err(e) = std::fs::remove_dir(&dir) {
+            tracing::warn!(dir = %dir.display(), "cannot remove the mount point: {e}");
+        }
+    }
 }
