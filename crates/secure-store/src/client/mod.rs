@@ -5,7 +5,7 @@
 //! - [`unlock`]: where the store key comes from (envelope via `/rec`, legacy
 //!   `/key`, local key, env hash) and the retry loop, timed by [`backoff`];
 //! - [`recover`]: one network attempt (envelope via `/rec`, legacy `/key`, `/adv`) over [`http`];
-//! - [`env`]: `ENCRYPTED_*` values decrypted into the app's environment only;
+//! - [`env`](mod@env): `ENCRYPTED_*` values decrypted into the app's environment only;
 //! - [`materialize`]: the store decrypted into a tmpfs folder, removed on exit;
 //! - [`supervise`]: the app as a child, signals forwarded, zombies reaped;
 //! - [`sys`]: the few system calls `std` lacks (all of the client's `unsafe`).

@@ -744,3 +744,39 @@ fn run_mounts_the_store_for_the_app_and_unmounts_after() {
         b"written by the app"
     );
 }
+
+#[test]
+fn run_stops_cleanly_on_sigterm_while_waiting_for_the_server() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fleet, mtls) = fleet_with_device(tmp.path(), "cam-5");
+    let envelope = seal_offline(&fleet, &format!("https://127.0.0.1:{}", free_port()));
+    let started = tmp.path().join("started");
+    let mut child = ss(["run", "--", "sh", "-c", "touch \"$STARTED\""])
+        .envs(mtls.iter().map(|(k, v)| (k, v)))
+        .env("SECURE_STORE_ENVELOPE", &envelope)
+        .env("STARTED", &started)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+    // The first failed attempt is logged; then `docker stop` arrives.
+    loop {
+        let line = plain(&lines.next().expect("a log line").unwrap());
+        if line.contains("reason=refused") {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = lines.map_while(Result::ok).map(|l| plain(&l)).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143), "{rest:?}");
+    assert!(!started.exists());
+    assert!(
+        rest.iter().any(|l| l.contains("stopped by signal 15")),
+        "{rest:?}"
+    );
+}
