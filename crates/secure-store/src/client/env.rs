@@ -90,9 +90,8 @@ fn allowed(allow_missing: &[String], var: &str) -> bool {
 }
 
 /// Builds the app's environment from `vars` (normally `std::env::vars_os()`):
-/// decrypts every `ENCRYPTED_*` with `store_key` (`None`: there is no key,
-/// e.g. `--env-only` was not asked and nothing to decrypt), drops the
-/// ciphertexts and the names in [`WITHHELD`] and `extra_withheld`.
+/// decrypts every `ENCRYPTED_*` with `store_key`, drops the ciphertexts and
+/// the names in [`WITHHELD`] and `extra_withheld`.
 pub fn prepare(
     vars: impl IntoIterator<Item = (OsString, OsString)>,
     store_key: &str,

@@ -33,7 +33,7 @@ pub const STOPPING: [i32; 4] = [SIGTERM, SIGINT, SIGHUP, SIGQUIT];
 /// Why the app could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
-    #[error("cannot start {program:?}: no such program (looked it up in PATH)")]
+    #[error("cannot start {program:?}: no such program (a bare name is looked up in PATH)")]
     NotFound { program: OsString },
     #[error("cannot start {program:?}: permission denied")]
     NotExecutable { program: OsString },
