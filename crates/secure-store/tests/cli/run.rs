@@ -780,3 +780,42 @@ fn run_stops_cleanly_on_sigterm_while_waiting_for_the_server() {
         "{rest:?}"
     );
 }
+
+#[test]
+fn run_tries_every_server_and_logs_each_failure_kind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fleet, _) = fleet_with_device(tmp.path(), "cam-6");
+    let server = Server::start(&fleet, &[], &[]);
+    // A device of another fleet: our server refuses its certificate.
+    let other = tmp.path().join("other");
+    fs::create_dir(&other).unwrap();
+    let (other_fleet, other_mtls) = fleet_with_device(&other, "stranger");
+    let envelope = seal_offline(&other_fleet, &server.url);
+    let servers = format!("https://no-such-host.invalid:8443,{}", server.url);
+    let r = run(ss([
+        "run",
+        "--retry-base",
+        "50ms",
+        "--retry-cap",
+        "100ms",
+        "--deadline",
+        "1s",
+        "--timeout",
+        "2s",
+        "--",
+        "true",
+    ])
+    .envs(other_mtls.iter().map(|(k, v)| (k, v)))
+    .env("SECURE_STORE_SERVER", &servers)
+    .env("SECURE_STORE_ENVELOPE", &envelope));
+    assert_eq!(r.code, Some(75), "{}", r.stderr);
+    let log = plain(&r.stderr);
+    assert!(
+        log.contains("server=https://no-such-host.invalid:8443") && log.contains("reason=dns"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("server={}", server.url)) && log.contains("reason=tls_rejected"),
+        "{log}"
+    );
+}
