@@ -59,7 +59,7 @@ pub struct ServerArgs {
     #[arg(long, value_name = "DIR", env = "SECURE_STORE_DATA_DIR")]
     data_dir: Option<PathBuf>,
 
-    /// State store URL: sqlite:PATH (PostgreSQL comes later). Overrides --data-dir.
+    /// State store URL: postgres://… (replicas share it) or sqlite:PATH. Overrides --data-dir.
     #[arg(long, value_name = "URL", env = "SECURE_STORE_DATABASE_URL")]
     database_url: Option<String>,
 
@@ -264,7 +264,9 @@ fn state_path(args: &ServerArgs, dir: &ServerDir) -> anyhow::Result<PathBuf> {
         {
             return Ok(PathBuf::from(path));
         }
-        bail!("unsupported --database-url {url:?}: only sqlite:PATH is built in so far");
+        bail!(
+            "unsupported --database-url {url:?}: use postgres://…, postgresql://… or sqlite:PATH"
+        );
     }
     Ok(match &args.data_dir {
         Some(d) => d.join("state.db"),
@@ -295,13 +297,21 @@ async fn serve(args: ServerArgs, dir: ServerDir) -> anyhow::Result<ExitCode> {
         &dir,
         args.legacy,
     )?;
-    let db = state_path(&args, &dir)?;
-    if let Some(parent) = db.parent() {
-        if !parent.as_os_str().is_empty() && !parent.exists() {
-            create_private_dir(parent)?;
+    let (store, db) = match postgres_url(&args) {
+        Some(url) => {
+            let shown = crate::state::postgres::redact_url(&url);
+            (open_postgres(url).await?, shown)
         }
-    }
-    let store = open_store(&db)?;
+        None => {
+            let db = state_path(&args, &dir)?;
+            if let Some(parent) = db.parent() {
+                if !parent.as_os_str().is_empty() && !parent.exists() {
+                    create_private_dir(parent)?;
+                }
+            }
+            (open_store(&db)?, db.display().to_string())
+        }
+    };
     let keys_dir = dir.tang();
     let keys_dir = keys_dir.is_dir().then_some(keys_dir);
     if keys_dir.is_none() && !args.legacy {
@@ -340,7 +350,7 @@ async fn serve(args: ServerArgs, dir: ServerDir) -> anyhow::Result<ExitCode> {
     }
     tracing::info!(
         legacy_key = app.legacy_password.is_some(),
-        state = %db.display(),
+        state = %db,
         "{line}"
     );
 
@@ -434,6 +444,23 @@ fn tls_config(
     );
     crate::pki::tls::legacy_server_config(&cert_pem, &key_pem)
         .with_context(|| format!("cannot use the legacy certificate {}", cert.display()))
+}
+
+/// `--database-url` when it names PostgreSQL.
+fn postgres_url(args: &ServerArgs) -> Option<String> {
+    args.database_url
+        .clone()
+        .filter(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"))
+}
+
+/// Connects to PostgreSQL and migrates, off the async threads (the client
+/// is synchronous).
+async fn open_postgres(url: String) -> anyhow::Result<Arc<dyn crate::state::Store>> {
+    let shown = crate::state::postgres::redact_url(&url);
+    tokio::task::spawn_blocking(move || crate::state::open(Some(&url), Path::new("")))
+        .await
+        .context("the state store task failed")?
+        .with_context(|| format!("cannot open the state store {shown}"))
 }
 
 fn open_store(path: &Path) -> anyhow::Result<Arc<dyn crate::state::Store>> {

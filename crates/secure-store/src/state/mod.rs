@@ -1,19 +1,26 @@
 //! The Store Server's state: devices, revocations, network rules, store
 //! grants and the hash-chained audit log, behind the [`Store`] trait.
 //!
-//! SQLite (`sqlite`, the default, `<data-dir>/state.db`, WAL) implements it
-//! today; PostgreSQL (several replicas) comes with the scale issue and
-//! implements the same trait over the same schema. Every call is a short
+//! SQLite (`sqlite`, the default, `<data-dir>/state.db`, WAL) and
+//! PostgreSQL (`postgres`, several server replicas sharing one database)
+//! implement it over the same schema; [`open`] picks one from a database
+//! URL. Every call is a short
 //! synchronous transaction: the server calls it from `spawn_blocking`.
 //! Nothing here ever holds key material.
 
 use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 pub mod chain;
+pub mod pg_cluster;
+pub mod postgres;
 pub mod schema;
 pub mod sqlite;
+#[cfg(test)]
+mod suite;
 
 /// Errors of the state store.
 #[derive(Debug, thiserror::Error)]
@@ -188,4 +195,84 @@ pub trait Store: Send + Sync {
     fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StateError>;
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StateError>;
     fn verify_audit(&self) -> Result<AuditVerification, StateError>;
+}
+
+/// Opens the state store a database URL names:
+///
+/// - `None`: SQLite at `default_sqlite_path` (`<data-dir>/state.db`);
+/// - `sqlite:PATH`, `sqlite://PATH` or a plain path: SQLite at that path;
+/// - `postgres://…` or `postgresql://…`: PostgreSQL (libpq URL format,
+///   e.g. `postgres://secure_store:PASSWORD@db.example:5432/secure_store`).
+///
+/// Migrations are applied on open. Any other `scheme://` is refused.
+pub fn open(
+    database_url: Option<&str>,
+    default_sqlite_path: &Path,
+) -> Result<Arc<dyn Store>, StateError> {
+    match database_url {
+        None => Ok(Arc::new(sqlite::SqliteStore::open(default_sqlite_path)?)),
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Arc::new(postgres::PostgresStore::open(url)?))
+        }
+        Some(url) => {
+            let path = match url.strip_prefix("sqlite:") {
+                Some(rest) => rest.strip_prefix("//").unwrap_or(rest),
+                None if url.contains("://") => {
+                    let scheme = url.split("://").next().unwrap_or_default();
+                    return Err(StateError::Invalid {
+                        what: "database URL",
+                        detail: format!(
+                            "unsupported scheme {scheme:?} (use postgres://…, sqlite:PATH or a path)"
+                        ),
+                    });
+                }
+                None => url,
+            };
+            if path.is_empty() {
+                return Err(StateError::Invalid {
+                    what: "database URL",
+                    detail: format!("{url:?} names no file"),
+                });
+            }
+            Ok(Arc::new(sqlite::SqliteStore::open(Path::new(path))?))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_picks_sqlite_for_paths_and_sqlite_urls() {
+        let tmp = tempfile::tempdir().unwrap();
+        let default = tmp.path().join("default/state.db");
+        open(None, &default)
+            .unwrap()
+            .revoke(&RevocationTarget::Device("a".into()), 1)
+            .unwrap();
+        assert!(default.is_file());
+        let plain = tmp.path().join("plain.db");
+        open(Some(plain.to_str().unwrap()), &default).unwrap();
+        assert!(plain.is_file());
+        let prefixed = tmp.path().join("prefixed.db");
+        open(Some(&format!("sqlite:{}", prefixed.display())), &default).unwrap();
+        assert!(prefixed.is_file());
+        let slashes = tmp.path().join("slashes.db");
+        open(Some(&format!("sqlite://{}", slashes.display())), &default).unwrap();
+        assert!(slashes.is_file());
+    }
+
+    #[test]
+    fn open_refuses_other_schemes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let default = tmp.path().join("state.db");
+        for url in ["mysql://db/x", "sqlite:", ""] {
+            assert!(
+                matches!(open(Some(url), &default), Err(StateError::Invalid { .. })),
+                "{url}"
+            );
+        }
+        assert!(!default.exists());
+    }
 }

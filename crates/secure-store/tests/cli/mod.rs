@@ -8,5 +8,6 @@ mod rclone_interop;
 mod run;
 mod seal;
 mod server;
+mod server_replicas;
 mod store_cmds;
 mod tang_interop;

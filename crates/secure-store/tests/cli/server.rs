@@ -55,6 +55,11 @@ impl Server {
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        if std::env::var("SECURE_STORE_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
+            if let Some(url) = secure_store::state::pg_cluster::fresh_database() {
+                cmd.env("SECURE_STORE_DATABASE_URL", url);
+            }
+        }
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -1,0 +1,1508 @@
+//! PostgreSQL implementation of [`Store`], for several `secure-store server`
+//! replicas sharing one state (`--database-url postgres://…`).
+//!
+//! It runs the very migration files SQLite runs (`state/migrations/*.sql`,
+//! written in the dialect both accept) and the same queries with `$n`
+//! placeholders, so both backends store the same rows. What differs:
+//!
+//! - **Connections.** A small pool of synchronous [`postgres::Client`]s
+//!   ([`DEFAULT_MAX_CONNECTIONS`] at most, idle ones kept). Every call takes
+//!   one, runs one short transaction and hands it back. A connection that
+//!   broke (server restart, `pg_terminate_backend`, network cut) is dropped,
+//!   never reused; when the very first statement of a call (`BEGIN`) fails
+//!   because the connection is gone, the call is retried once on a fresh
+//!   connection (nothing was done yet, so that is safe), and the other idle
+//!   connections are dropped too (they most likely died with it). A break
+//!   later in a call is returned as an error: the next call gets a fresh
+//!   connection.
+//! - **Audit appends from several writers.** Inside the append transaction
+//!   each writer takes the transaction-level advisory lock
+//!   [`AUDIT_LOCK_KEY`] (`pg_advisory_xact_lock`, released at commit or
+//!   rollback; needs no table privilege), then reads the head and inserts
+//!   the next entry: appends from every replica are serialised and the chain
+//!   stays linear. The `seq` primary key is the backstop.
+//! - **Reads** run in `REPEATABLE READ, READ ONLY` transactions: one
+//!   snapshot per call, like SQLite's read transactions; the per-request
+//!   [`Store::policy_inputs`] is one statement outside a transaction (one
+//!   round trip) unless the rules must be re-read. A read whose connection
+//!   broke anywhere is retried once on a fresh one (reads are repeatable).
+//! - **Freshness across replicas.** Nothing a decision depends on is cached
+//!   across calls except the rule list, which is tagged with the
+//!   `rules_version` counter it was read at; [`Store::policy_inputs`] reads
+//!   revocation, status and that counter from the database on every call, so
+//!   a change made through any replica applies to the next request of every
+//!   other one (docs/STATE.md).
+//!
+//! No TLS to the database yet (`NoTls`): reach it over a Unix socket, the
+//! loopback or a private network. A URL asking for `sslmode=require` fails
+//! to connect rather than silently going clear.
+//!
+//! The client is synchronous and runs its own small runtime per connection:
+//! call it from plain threads or `spawn_blocking`, never directly from an
+//! async task (as with [`super::sqlite::SqliteStore`]).
+
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::ToSql;
+use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
+
+use super::chain::{ChainEntry, Verifier, GENESIS_HASH};
+use super::schema::{self, MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION};
+use super::{
+    AuditEvent, AuditFilter, AuditRecord, AuditVerification, Decision, Device, DeviceStatus,
+    PolicyInputs, RevocationTarget, Rule, RuleAction, RuleSpec, Sighting, StateError, Store,
+};
+
+/// Most connections one store opens at once.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+/// How long a call waits for a free connection when all are busy.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+/// Connect timeout when the URL sets none.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Server-side limits set on every session: a transaction left idle (its
+/// replica hung or lost the network) is ended after 10 s, and a lock is
+/// waited for 10 s at most.
+pub const SESSION_TIMEOUTS: &str =
+    "-c idle_in_transaction_session_timeout=10000 -c lock_timeout=10000";
+/// The advisory lock every audit appender takes (ASCII `SSAUDIT1`).
+pub const AUDIT_LOCK_KEY: i64 = 0x5353_4155_4449_5431;
+/// The advisory lock migrations run under (ASCII `SSMIGRAT`), so replicas
+/// starting together on an empty database do not both apply them.
+pub const MIGRATION_LOCK_KEY: i64 = 0x5353_4d49_4752_4154;
+
+impl From<postgres::Error> for StateError {
+    fn from(e: postgres::Error) -> Self {
+        // The Display of a bare DbError is only "db error"; the server's
+        // message is what names the problem.
+        match e.as_db_error() {
+            Some(db) => StateError::Database(format!("{}: {}", db.code().code(), db.message())),
+            None => StateError::Database(e.to_string()),
+        }
+    }
+}
+
+/// The rules as last read, with the `rules_version` they were read at.
+#[derive(Debug)]
+struct CachedRules {
+    version: i64,
+    rules: Vec<Rule>,
+}
+
+#[derive(Default)]
+struct Pool {
+    idle: Vec<Client>,
+    /// Connections handed out or idle.
+    open: usize,
+}
+
+/// The PostgreSQL state store. `Send + Sync`: share it in an `Arc`.
+pub struct PostgresStore {
+    config: Config,
+    /// The URL without its password, for messages.
+    shown: String,
+    max_connections: usize,
+    pool: Mutex<Pool>,
+    freed: Condvar,
+    rules: RwLock<Option<Arc<CachedRules>>>,
+    /// Calls retried on a fresh connection after finding theirs dead.
+    reconnects: AtomicU64,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("url", &self.shown)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with the password (if any) replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://") else {
+        return url.to_owned();
+    };
+    let rest = &url[scheme_end + 3..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let authority = &rest[..authority_end];
+    match authority.rfind('@') {
+        Some(at) => match authority[..at].find(':') {
+            Some(colon) => format!(
+                "{}{}:***{}",
+                &url[..scheme_end + 3],
+                &authority[..colon],
+                &url[scheme_end + 3 + at..]
+            ),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Whether an error means the connection is unusable (as opposed to a
+/// statement refused on a healthy connection).
+fn connection_broken(client: &Client, e: &postgres::Error) -> bool {
+    if client.is_closed() || e.is_closed() {
+        return true;
+    }
+    match e.as_db_error() {
+        Some(db) => {
+            let code = db.code();
+            *code == SqlState::ADMIN_SHUTDOWN
+                || *code == SqlState::CRASH_SHUTDOWN
+                || *code == SqlState::CANNOT_CONNECT_NOW
+                || code.code().starts_with("08")
+                || matches!(
+                    db.severity(),
+                    "FATAL" | "PANIC" // the server ends the session
+                )
+        }
+        // An I/O or protocol error, not a server's answer.
+        None => true,
+    }
+}
+
+/// What a call did: `Begin` errors happened before anything was sent that
+/// could change the database.
+enum Failure {
+    Begin(postgres::Error),
+    Other(StateError, bool),
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/db?…` or
+    /// `postgresql://…`; libpq's URL format) and applies the migrations the
+    /// database lacks. A database written by a newer program is refused
+    /// with [`StateError::SchemaTooNew`].
+    pub fn open(url: &str) -> Result<PostgresStore, StateError> {
+        Self::open_with(url, DEFAULT_MAX_CONNECTIONS)
+    }
+
+    /// [`Self::open`] with at most `max_connections` (at least 1) open at once.
+    pub fn open_with(url: &str, max_connections: usize) -> Result<PostgresStore, StateError> {
+        let shown = redact_url(url);
+        let mut config = Config::from_str(url).map_err(|e| StateError::Invalid {
+            what: "database URL",
+            detail: format!("{shown}: {e}"),
+        })?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("secure-store");
+        }
+        // A replica that vanishes in the middle of a transaction (holding
+        // the audit lock, say) is cut by the database after
+        // SESSION_TIMEOUTS instead of blocking the others until TCP gives
+        // up; a waiter gives up after as long. Options in the URL come
+        // after these, so they win.
+        let options = match config.get_options() {
+            Some(theirs) => format!("{SESSION_TIMEOUTS} {theirs}"),
+            None => SESSION_TIMEOUTS.to_owned(),
+        };
+        config.options(&options);
+        let store = PostgresStore {
+            config,
+            shown,
+            max_connections: max_connections.max(1),
+            pool: Mutex::new(Pool::default()),
+            freed: Condvar::new(),
+            rules: RwLock::new(None),
+            reconnects: AtomicU64::new(0),
+        };
+        let mut client = store.connect()?;
+        let migrated = migrate(&mut client, unix_now());
+        store.give_back(client, migrated.is_ok());
+        migrated?;
+        Ok(store)
+    }
+
+    /// The URL this store connects to, password hidden.
+    pub fn url(&self) -> &str {
+        &self.shown
+    }
+
+    /// How many calls found their connection dead at `BEGIN` and were
+    /// retried on a fresh one (for logs and metrics).
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    /// The schema version of the database.
+    pub fn schema_version(&self) -> Result<i64, StateError> {
+        self.read(|tx| {
+            Ok(tx
+                .query_one("SELECT MAX(version) FROM schema_migrations", &[])?
+                .get(0))
+        })
+    }
+
+    fn connect(&self) -> Result<Client, StateError> {
+        self.config.connect(NoTls).map_err(|e| {
+            StateError::Database(format!("connecting to {}: {}", self.shown, {
+                match e.as_db_error() {
+                    Some(db) => db.message().to_owned(),
+                    None => e.to_string(),
+                }
+            }))
+        })
+    }
+
+    fn lock_pool(&self) -> MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An idle connection, or a new one when fewer than the maximum are
+    /// open; else waits for one to be given back.
+    fn take(&self) -> Result<Client, StateError> {
+        let mut pool = self.lock_pool();
+        loop {
+            if let Some(c) = pool.idle.pop() {
+                return Ok(c);
+            }
+            if pool.open < self.max_connections {
+                pool.open += 1;
+                drop(pool);
+                return self.connect().inspect_err(|_| {
+                    self.lock_pool().open -= 1;
+                    self.freed.notify_one();
+                });
+            }
+            let (p, timeout) = self
+                .freed
+                .wait_timeout(pool, POOL_WAIT)
+                .unwrap_or_else(|p| p.into_inner());
+            pool = p;
+            if timeout.timed_out() && pool.idle.is_empty() && pool.open >= self.max_connections {
+                return Err(StateError::Database(format!(
+                    "no free connection to {} after {} s ({} in use)",
+                    self.shown,
+                    POOL_WAIT.as_secs(),
+                    pool.open
+                )));
+            }
+        }
+    }
+
+    /// Returns a connection to the pool, or closes it when it is not
+    /// `healthy`.
+    fn give_back(&self, client: Client, healthy: bool) {
+        let mut pool = self.lock_pool();
+        if healthy && !client.is_closed() {
+            pool.idle.push(client);
+        } else {
+            pool.open = pool.open.saturating_sub(1);
+            drop(pool);
+            drop(client);
+        }
+        self.freed.notify_one();
+    }
+
+    /// Drops every idle connection (after one was found dead).
+    fn drop_idle(&self) {
+        let idle = {
+            let mut pool = self.lock_pool();
+            let idle = std::mem::take(&mut pool.idle);
+            pool.open = pool.open.saturating_sub(idle.len());
+            idle
+        };
+        drop(idle);
+        self.freed.notify_all();
+    }
+
+    /// Runs `f` in one transaction on a pooled connection, committed when
+    /// `f` succeeds; retried once on a fresh connection when `BEGIN` fails
+    /// on a dead one.
+    fn run<T>(
+        &self,
+        read_only: bool,
+        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        for attempt in 0..2 {
+            let mut client = self.take()?;
+            let out = Self::once(&mut client, read_only, &mut f);
+            match out {
+                Ok(v) => {
+                    self.give_back(client, true);
+                    return Ok(v);
+                }
+                Err(Failure::Other(e, broken)) => {
+                    let broken = broken || client.is_closed();
+                    self.give_back(client, !broken);
+                    if broken {
+                        self.drop_idle();
+                    }
+                    // A read can be repeated safely wherever it broke.
+                    if !(broken && read_only && attempt == 0) {
+                        return Err(e);
+                    }
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(url = %self.shown, error = %e, "state database connection lost; reconnecting");
+                }
+                Err(Failure::Begin(e)) => {
+                    let broken = connection_broken(&client, &e);
+                    self.give_back(client, !broken);
+                    if !broken || attempt == 1 {
+                        return Err(e.into());
+                    }
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(url = %self.shown, error = %e, "state database connection lost; reconnecting");
+                    self.drop_idle();
+                }
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    fn once<T>(
+        client: &mut Client,
+        read_only: bool,
+        f: &mut impl FnMut(&mut Transaction<'_>) -> Result<T, StateError>,
+    ) -> Result<T, Failure> {
+        let mut builder = client.build_transaction();
+        if read_only {
+            builder = builder
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true);
+        }
+        let mut tx = builder.start().map_err(Failure::Begin)?;
+        let out = f(&mut tx);
+        let out = match out {
+            Ok(v) => v,
+            Err(e) => {
+                // Dropping `tx` rolls back; a failed rollback means the
+                // connection is gone.
+                let broken = tx.rollback().is_err();
+                return Err(Failure::Other(e, broken));
+            }
+        };
+        match tx.commit() {
+            Ok(()) => Ok(out),
+            Err(e) => Err(Failure::Other(e.into(), true)),
+        }
+    }
+
+    /// Runs `f` outside a transaction (each statement is atomic on its
+    /// own): one round trip for a one-statement read. `f` must only read;
+    /// it is retried once on a fresh connection when the connection broke.
+    fn read_single<T>(
+        &self,
+        mut f: impl FnMut(&mut Client) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        for attempt in 0..2 {
+            let mut client = self.take()?;
+            match f(&mut client) {
+                Ok(v) => {
+                    self.give_back(client, true);
+                    return Ok(v);
+                }
+                Err(e) => {
+                    let broken =
+                        client.is_closed() || client.is_valid(Duration::from_secs(2)).is_err();
+                    self.give_back(client, !broken);
+                    if !broken || attempt == 1 {
+                        return Err(e);
+                    }
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(url = %self.shown, error = %e, "state database connection lost; reconnecting");
+                    self.drop_idle();
+                }
+            }
+        }
+        unreachable!("the loop returns on its second attempt")
+    }
+
+    fn read<T>(
+        &self,
+        f: impl FnMut(&mut Transaction<'_>) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        self.run(true, f)
+    }
+
+    fn write<T>(
+        &self,
+        f: impl FnMut(&mut Transaction<'_>) -> Result<T, StateError>,
+    ) -> Result<T, StateError> {
+        self.run(false, f)
+    }
+
+    /// The rules current at `version`, from memory or read in `tx`.
+    fn rules_at(&self, tx: &mut impl GenericClient, version: i64) -> Result<Vec<Rule>, StateError> {
+        if let Some(cached) = self
+            .rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
+            if cached.version == version {
+                return Ok(cached.rules.clone());
+            }
+        }
+        let rules = load_rules(tx)?;
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(CachedRules {
+            version,
+            rules: rules.clone(),
+        }));
+        Ok(rules)
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        let idle = std::mem::take(&mut self.pool.get_mut().unwrap_or_else(|p| p.into_inner()).idle);
+        if idle.is_empty() {
+            return;
+        }
+        // A sync client closes through its own small runtime, which must
+        // not run on an async task's thread (tokio panics there): when the
+        // last handle of the store is dropped inside a runtime, close the
+        // connections on a thread of their own.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            if let Err(e) = std::thread::Builder::new()
+                .name("state-db-close".into())
+                .spawn(move || drop(idle))
+            {
+                tracing::warn!(error = %e, "cannot close the state database connections");
+            }
+        } else {
+            drop(idle);
+        }
+    }
+}
+
+/// Applies the migrations this database lacks, in one transaction under
+/// [`MIGRATION_LOCK_KEY`].
+fn migrate(client: &mut Client, now: i64) -> Result<(), StateError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])?;
+    tx.batch_execute(MIGRATIONS_TABLE)?;
+    let found: i64 = tx
+        .query_one(
+            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+            &[],
+        )?
+        .get(0);
+    if found > SCHEMA_VERSION {
+        return Err(StateError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for &(version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > found) {
+        tx.batch_execute(sql).map_err(|e| {
+            StateError::Database(format!("migration {version}: {}", StateError::from(e)))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied) VALUES ($1, $2)",
+            &[&version, &now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn rule_from_row(row: &Row) -> Result<Rule, StateError> {
+    let id: i64 = row.try_get(0)?;
+    let kind: String = row.try_get(1)?;
+    let action: Option<String> = row.try_get(2)?;
+    let cidr: Option<String> = row.try_get(3)?;
+    let group: Option<String> = row.try_get(4)?;
+    let store: Option<String> = row.try_get(5)?;
+    let created: i64 = row.try_get(6)?;
+    let bad = |detail: &str| StateError::Database(format!("rule {id}: {detail}"));
+    let spec = match (kind.as_str(), action.as_deref(), cidr, store) {
+        ("network", Some(action), Some(cidr), None) => RuleSpec::Network {
+            action: match action {
+                "allow" => RuleAction::Allow,
+                "deny" => RuleAction::Deny,
+                other => return Err(bad(&format!("unknown action {other:?}"))),
+            },
+            cidr: ipnet::IpNet::from_str(&cidr).map_err(|_| bad(&format!("bad CIDR {cidr:?}")))?,
+            group,
+        },
+        ("store", None, None, Some(store)) => RuleSpec::Store {
+            store,
+            group: group.ok_or_else(|| bad("store grant without a group"))?,
+        },
+        _ => return Err(bad(&format!("malformed {kind:?} rule"))),
+    };
+    Ok(Rule { id, spec, created })
+}
+
+fn load_rules(tx: &mut impl GenericClient) -> Result<Vec<Rule>, StateError> {
+    tx.query(
+        "SELECT id, kind, action, cidr, group_name, store, created FROM rules ORDER BY id",
+        &[],
+    )?
+    .iter()
+    .map(rule_from_row)
+    .collect()
+}
+
+fn status_from_str(s: &str) -> Result<DeviceStatus, StateError> {
+    match s {
+        "enabled" => Ok(DeviceStatus::Enabled),
+        "disabled" => Ok(DeviceStatus::Disabled),
+        other => Err(StateError::Database(format!(
+            "unknown device status {other:?}"
+        ))),
+    }
+}
+
+fn status_str(s: DeviceStatus) -> &'static str {
+    match s {
+        DeviceStatus::Enabled => "enabled",
+        DeviceStatus::Disabled => "disabled",
+    }
+}
+
+fn decision_str(d: Decision) -> &'static str {
+    match d {
+        Decision::Allowed => "allowed",
+        Decision::Refused => "refused",
+    }
+}
+
+fn parse_addr(s: Option<String>, what: &str) -> Result<Option<std::net::IpAddr>, StateError> {
+    s.map(|a| {
+        a.parse()
+            .map_err(|_| StateError::Database(format!("{what}: bad address {a:?}")))
+    })
+    .transpose()
+}
+
+const DEVICE_COLUMNS: &str = "d.id, d.status, d.first_seen, d.last_seen, d.last_address, \
+     EXISTS (SELECT 1 FROM revocations r WHERE r.kind = 'device' AND r.value = d.id)";
+
+fn device_from_row(row: &Row) -> Result<Device, StateError> {
+    let id: String = row.try_get(0)?;
+    let status: String = row.try_get(1)?;
+    let last_address = parse_addr(row.try_get(4)?, &format!("device {id}"))?;
+    Ok(Device {
+        status: status_from_str(&status)?,
+        first_seen: row.try_get(2)?,
+        last_seen: row.try_get(3)?,
+        last_address,
+        revoked: row.try_get(5)?,
+        groups: Vec::new(),
+        serials: Vec::new(),
+        id,
+    })
+}
+
+const AUDIT_COLUMNS: &str =
+    "seq, time, decision, reason, device, address, endpoint, key_id, prev_hash, hash";
+
+fn audit_from_row(row: &Row) -> Result<AuditRecord, StateError> {
+    let seq: i64 = row.try_get(0)?;
+    let decision: String = row.try_get(2)?;
+    let decision = match decision.as_str() {
+        "allowed" => Decision::Allowed,
+        "refused" => Decision::Refused,
+        other => {
+            return Err(StateError::Database(format!(
+                "audit entry {seq}: unknown decision {other:?}"
+            )))
+        }
+    };
+    Ok(AuditRecord {
+        seq,
+        event: AuditEvent {
+            time: row.try_get(1)?,
+            decision,
+            reason: row.try_get(3)?,
+            device: row.try_get(4)?,
+            address: parse_addr(row.try_get(5)?, &format!("audit entry {seq}"))?,
+            endpoint: row.try_get(6)?,
+            key_id: row.try_get(7)?,
+        },
+        prev_hash: row.try_get(8)?,
+        hash: row.try_get(9)?,
+    })
+}
+
+fn revocation_target(kind: &str, value: String) -> Result<RevocationTarget, StateError> {
+    match kind {
+        "device" => Ok(RevocationTarget::Device(value)),
+        "serial" => Ok(RevocationTarget::Serial(value)),
+        other => Err(StateError::Database(format!(
+            "unknown revocation kind {other:?}"
+        ))),
+    }
+}
+
+fn bump(tx: &mut Transaction<'_>, counter: &str) -> Result<i64, StateError> {
+    Ok(tx
+        .query_one(
+            "UPDATE counters SET value = value + 1 WHERE name = $1 RETURNING value",
+            &[&counter],
+        )?
+        .try_get(0)?)
+}
+
+fn strings(tx: &mut Transaction<'_>, sql: &str, id: &str) -> Result<Vec<String>, StateError> {
+    tx.query(sql, &[&id])?
+        .iter()
+        .map(|r| r.try_get(0).map_err(StateError::from))
+        .collect()
+}
+
+impl Store for PostgresStore {
+    fn policy_inputs(&self, device_id: &str, serial: &str) -> Result<PolicyInputs, StateError> {
+        // A serial that does not parse cannot be revoked: compare it as given.
+        let serial = schema::normalize_serial(serial).unwrap_or_else(|_| serial.to_owned());
+        // One statement, one snapshot, one round trip. When the rules must
+        // be re-read, that read may see a newer rule set than `version`
+        // says; it is then re-read on the next call, never kept stale.
+        self.read_single(|tx| {
+            let row = tx.query_one(
+                "SELECT EXISTS (SELECT 1 FROM revocations WHERE (kind = 'device' AND value = $1) \
+                                                        OR (kind = 'serial' AND value = $2)), \
+                        (SELECT status FROM devices WHERE id = $1), \
+                        (SELECT value FROM counters WHERE name = 'rules_version')",
+                &[&device_id, &serial],
+            )?;
+            let revoked: bool = row.try_get(0)?;
+            let status: Option<String> = row.try_get(1)?;
+            let version: i64 = row.try_get(2)?;
+            let status = status.as_deref().map(status_from_str).transpose()?;
+            let rules = self.rules_at(tx, version)?;
+            Ok(PolicyInputs {
+                revoked,
+                status,
+                rules,
+            })
+        })
+    }
+
+    fn record_sighting(&self, s: &Sighting<'_>) -> Result<(), StateError> {
+        schema::check_name("device id", s.device_id)?;
+        let mut groups: Vec<&str> = Vec::with_capacity(s.groups.len());
+        for g in s.groups {
+            schema::check_name("group", g)?;
+            groups.push(g);
+        }
+        groups.sort_unstable();
+        groups.dedup();
+        let serial = schema::normalize_serial(s.serial)?;
+        let address = s.address.to_string();
+        self.write(|tx| {
+            // The upsert locks the device's row until commit, so two
+            // sightings of one device (two replicas) rewrite its groups
+            // one after the other.
+            tx.execute(
+                "INSERT INTO devices (id, status, first_seen, last_seen, last_address) \
+                 VALUES ($1, 'enabled', $2, $2, $3) \
+                 ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, \
+                                                last_address = excluded.last_address",
+                &[&s.device_id, &s.at, &address],
+            )?;
+            // The certificate's groups are authoritative; rewrite only on change.
+            let current = strings(
+                tx,
+                "SELECT group_name FROM device_groups WHERE device_id = $1 ORDER BY group_name",
+                s.device_id,
+            )?;
+            if current
+                .iter()
+                .map(String::as_str)
+                .ne(groups.iter().copied())
+            {
+                tx.execute(
+                    "DELETE FROM device_groups WHERE device_id = $1",
+                    &[&s.device_id],
+                )?;
+                let ins = tx
+                    .prepare("INSERT INTO device_groups (device_id, group_name) VALUES ($1, $2)")?;
+                for g in &groups {
+                    tx.execute(&ins, &[&s.device_id, g])?;
+                }
+            }
+            tx.execute(
+                "INSERT INTO device_serials (device_id, serial, first_seen, last_seen) \
+                 VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (device_id, serial) DO UPDATE SET last_seen = excluded.last_seen",
+                &[&s.device_id, &serial, &s.at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn device(&self, id: &str) -> Result<Option<Device>, StateError> {
+        self.read(|tx| {
+            let row = tx.query_opt(
+                &format!("SELECT {DEVICE_COLUMNS} FROM devices d WHERE d.id = $1"),
+                &[&id],
+            )?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let mut device = device_from_row(&row)?;
+            device.groups = strings(
+                tx,
+                "SELECT group_name FROM device_groups WHERE device_id = $1 ORDER BY group_name",
+                id,
+            )?;
+            device.serials = strings(
+                tx,
+                "SELECT serial FROM device_serials WHERE device_id = $1 \
+                 ORDER BY first_seen, serial",
+                id,
+            )?;
+            Ok(Some(device))
+        })
+    }
+
+    fn devices(&self) -> Result<Vec<Device>, StateError> {
+        self.read(|tx| {
+            let mut devices = tx
+                .query(
+                    &format!("SELECT {DEVICE_COLUMNS} FROM devices d ORDER BY d.id"),
+                    &[],
+                )?
+                .iter()
+                .map(device_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            let index: std::collections::HashMap<String, usize> = devices
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (d.id.clone(), i))
+                .collect();
+            let mut each = |sql: &str, pick: fn(&mut Device) -> &mut Vec<String>| {
+                for row in tx.query(sql, &[])? {
+                    let id: String = row.try_get(0)?;
+                    if let Some(&i) = index.get(&id) {
+                        pick(&mut devices[i]).push(row.try_get(1)?);
+                    }
+                }
+                Ok::<_, StateError>(())
+            };
+            each(
+                "SELECT device_id, group_name FROM device_groups ORDER BY device_id, group_name",
+                |d| &mut d.groups,
+            )?;
+            each(
+                "SELECT device_id, serial FROM device_serials ORDER BY device_id, first_seen, serial",
+                |d| &mut d.serials,
+            )?;
+            Ok(devices)
+        })
+    }
+
+    fn set_status(&self, id: &str, status: DeviceStatus, at: i64) -> Result<(), StateError> {
+        schema::check_name("device id", id)?;
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO devices (id, status, first_seen, last_seen, last_address) \
+                 VALUES ($1, $2, $3, $3, NULL) \
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status",
+                &[&id, &status_str(status), &at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn revoke(&self, target: &RevocationTarget, at: i64) -> Result<(), StateError> {
+        let (kind, value) = match target {
+            RevocationTarget::Device(id) => {
+                schema::check_name("device id", id)?;
+                ("device", id.clone())
+            }
+            RevocationTarget::Serial(s) => ("serial", schema::normalize_serial(s)?),
+        };
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO revocations (kind, value, at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (kind, value) DO NOTHING",
+                &[&kind, &value, &at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn revocations(&self) -> Result<Vec<RevocationTarget>, StateError> {
+        self.read(|tx| {
+            tx.query(
+                "SELECT kind, value FROM revocations ORDER BY at, kind, value",
+                &[],
+            )?
+            .iter()
+            .map(|row| {
+                let kind: String = row.try_get(0)?;
+                revocation_target(&kind, row.try_get(1)?)
+            })
+            .collect()
+        })
+    }
+
+    fn add_rule(&self, spec: &RuleSpec, at: i64) -> Result<Rule, StateError> {
+        let spec = match spec {
+            RuleSpec::Network {
+                action,
+                cidr,
+                group,
+            } => {
+                if let Some(g) = group {
+                    schema::check_name("group", g)?;
+                }
+                RuleSpec::Network {
+                    action: *action,
+                    cidr: schema::canonical_net(*cidr),
+                    group: group.clone(),
+                }
+            }
+            RuleSpec::Store { store, group } => {
+                schema::check_name("store", store)?;
+                schema::check_name("group", group)?;
+                spec.clone()
+            }
+        };
+        let (kind, action, cidr, group, store) = match &spec {
+            RuleSpec::Network {
+                action,
+                cidr,
+                group,
+            } => (
+                "network",
+                Some(match action {
+                    RuleAction::Allow => "allow",
+                    RuleAction::Deny => "deny",
+                }),
+                Some(cidr.to_string()),
+                group.as_deref(),
+                None,
+            ),
+            RuleSpec::Store { store, group } => (
+                "store",
+                None,
+                None,
+                Some(group.as_str()),
+                Some(store.as_str()),
+            ),
+        };
+        self.write(|tx| {
+            let id = bump(tx, "next_rule_id")?;
+            tx.execute(
+                "INSERT INTO rules (id, kind, action, cidr, group_name, store, created) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&id, &kind, &action, &cidr, &group, &store, &at],
+            )?;
+            bump(tx, "rules_version")?;
+            Ok(Rule {
+                id,
+                spec: spec.clone(),
+                created: at,
+            })
+        })
+    }
+
+    fn remove_rule(&self, id: i64) -> Result<(), StateError> {
+        self.write(|tx| {
+            if tx.execute("DELETE FROM rules WHERE id = $1", &[&id])? == 0 {
+                return Err(StateError::NoSuchRule(id));
+            }
+            bump(tx, "rules_version")?;
+            Ok(())
+        })
+    }
+
+    fn rules(&self) -> Result<Vec<Rule>, StateError> {
+        self.read(|tx| load_rules(tx))
+    }
+
+    fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StateError> {
+        let address = event.address.map(|a| a.to_string());
+        self.write(|tx| {
+            // Serialises appenders of every replica until commit.
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK_KEY])?;
+            let last =
+                tx.query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?;
+            let (seq, prev_hash) = match last {
+                Some(row) => (row.try_get::<_, i64>(0)? + 1, row.try_get::<_, String>(1)?),
+                None => (1, GENESIS_HASH.to_owned()),
+            };
+            let entry = ChainEntry {
+                address: address.as_deref(),
+                decision: decision_str(event.decision),
+                device: event.device.as_deref(),
+                endpoint: &event.endpoint,
+                key_id: event.key_id.as_deref(),
+                reason: &event.reason,
+                seq,
+                time: event.time,
+            };
+            let hash = entry.hash(&prev_hash);
+            tx.execute(
+                &format!(
+                    "INSERT INTO audit ({AUDIT_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                ),
+                &[
+                    &seq,
+                    &event.time,
+                    &entry.decision,
+                    &event.reason,
+                    &event.device,
+                    &address,
+                    &event.endpoint,
+                    &event.key_id,
+                    &prev_hash,
+                    &hash,
+                ],
+            )?;
+            Ok(AuditRecord {
+                seq,
+                event: event.clone(),
+                prev_hash,
+                hash,
+            })
+        })
+    }
+
+    fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StateError> {
+        let mut conditions = Vec::new();
+        let since = filter.since;
+        let device = filter.device.clone();
+        let limit = filter
+            .limit
+            .map(|l| i64::try_from(l).unwrap_or(i64::MAX))
+            .unwrap_or(i64::MAX);
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::new();
+        if let Some(since) = &since {
+            params.push(since);
+            conditions.push(format!("time >= ${}", params.len()));
+        }
+        if let Some(device) = &device {
+            params.push(device);
+            conditions.push(format!("device = ${}", params.len()));
+        }
+        params.push(&limit);
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        // The newest `limit` matching entries, listed oldest first.
+        let sql = format!(
+            "SELECT {AUDIT_COLUMNS} FROM (SELECT {AUDIT_COLUMNS} FROM audit {where_clause} \
+             ORDER BY seq DESC LIMIT ${}) AS newest ORDER BY seq",
+            params.len()
+        );
+        self.read(|tx| {
+            tx.query(&sql, &params)?
+                .iter()
+                .map(audit_from_row)
+                .collect()
+        })
+    }
+
+    fn verify_audit(&self) -> Result<AuditVerification, StateError> {
+        self.read(|tx| {
+            let mut verifier = Verifier::new();
+            // Streamed row by row, so a long log is not held in memory.
+            let mut rows = tx.query_raw(
+                &format!("SELECT {AUDIT_COLUMNS} FROM audit ORDER BY seq"),
+                std::iter::empty::<i64>(),
+            )?;
+            while let Some(row) = rows.next()? {
+                let text = |i: usize| row.try_get::<_, &str>(i);
+                let opt = |i: usize| row.try_get::<_, Option<&str>>(i);
+                let entry = ChainEntry {
+                    seq: row.try_get(0)?,
+                    time: row.try_get(1)?,
+                    decision: text(2)?,
+                    reason: text(3)?,
+                    device: opt(4)?,
+                    address: opt(5)?,
+                    endpoint: text(6)?,
+                    key_id: opt(7)?,
+                };
+                verifier.push(&entry, text(8)?, text(9)?);
+            }
+            Ok(verifier.finish())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The shared behavioural suite (state/suite.rs) against a real
+    //! PostgreSQL ([`super::super::pg_cluster`]), plus what only several
+    //! replicas and a network database can do: concurrent appenders in two
+    //! stores, changes seen across stores, connections killed under a store.
+
+    use super::super::pg_cluster;
+    use super::super::suite::{self, event};
+    use super::*;
+
+    /// A new database's URL, or `None` to skip (PostgreSQL missing and not
+    /// required).
+    fn database() -> Option<String> {
+        pg_cluster::fresh_database()
+    }
+
+    fn db_name(url: &str) -> &str {
+        url.rsplit('/').next().unwrap()
+    }
+
+    fn exec(url: &str, sql: &str) {
+        Client::connect(url, NoTls)
+            .unwrap()
+            .batch_execute(sql)
+            .unwrap();
+    }
+
+    #[test]
+    fn store_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<PostgresStore>();
+    }
+
+    #[test]
+    fn urls_are_shown_without_password() {
+        assert_eq!(
+            redact_url("postgres://ss:s3cr:et@db.example:5432/state?sslmode=disable"),
+            "postgres://ss:***@db.example:5432/state?sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgresql://ss@db.example/state"),
+            "postgresql://ss@db.example/state"
+        );
+        assert_eq!(redact_url("postgres:///state"), "postgres:///state");
+        assert_eq!(
+            redact_url("postgres://ss:pw@[::1]:5432/x"),
+            "postgres://ss:***@[::1]:5432/x"
+        );
+    }
+
+    #[test]
+    fn unreachable_database_is_an_error_without_the_password() {
+        // Port 1 on the loopback: nothing listens, the connect is refused.
+        let err = PostgresStore::open("postgres://ss:hunter2@127.0.0.1:1/state").unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, StateError::Database(_)), "{text}");
+        assert!(
+            text.contains("connecting to postgres://ss:***@127.0.0.1:1/state"),
+            "{text}"
+        );
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(matches!(
+            PostgresStore::open("postgres://ss@127.0.0.1:notaport/state"),
+            Err(StateError::Invalid { .. })
+        ));
+    }
+
+    #[test]
+    fn sightings_register_and_update_devices() {
+        let Some(url) = database() else { return };
+        suite::sightings_register_and_update_devices(&PostgresStore::open(&url).unwrap());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let Some(url) = database() else { return };
+        suite::bad_values_are_refused(&PostgresStore::open(&url).unwrap());
+    }
+
+    #[test]
+    fn status_registers_unseen_devices_and_feeds_policy() {
+        let Some(url) = database() else { return };
+        suite::status_registers_unseen_devices_and_feeds_policy(
+            &PostgresStore::open(&url).unwrap(),
+        );
+    }
+
+    #[test]
+    fn revocations_by_device_and_serial_apply_at_once() {
+        let Some(url) = database() else { return };
+        suite::revocations_by_device_and_serial_apply_at_once(&PostgresStore::open(&url).unwrap());
+    }
+
+    #[test]
+    fn rules_add_list_remove() {
+        let Some(url) = database() else { return };
+        suite::rules_add_list_remove(&PostgresStore::open(&url).unwrap());
+    }
+
+    #[test]
+    fn audit_appends_chain_and_filters() {
+        let Some(url) = database() else { return };
+        suite::audit_appends_chain_and_filters(&PostgresStore::open(&url).unwrap());
+    }
+
+    #[test]
+    fn changes_through_replica_a_apply_to_the_next_request_of_replica_b() {
+        let Some(url) = database() else { return };
+        let b = PostgresStore::open(&url).unwrap();
+        let a = PostgresStore::open(&url).unwrap();
+        suite::changes_through_one_instance_apply_to_the_next_request_of_another(&b, &a);
+    }
+
+    #[test]
+    fn revoke_through_replica_a_is_refused_by_replica_b_at_once() {
+        let Some(url) = database() else { return };
+        let a = PostgresStore::open(&url).unwrap();
+        let b = PostgresStore::open(&url).unwrap();
+        let groups = vec!["cam".to_owned()];
+        b.record_sighting(&suite::sighting("sensor-17", &groups, "0a", 1))
+            .unwrap();
+        // B has served the device before (rules cached, connections pooled).
+        for _ in 0..3 {
+            let p = b.policy_inputs("sensor-17", "0a").unwrap();
+            assert!(!p.revoked);
+            assert_eq!(p.status, Some(DeviceStatus::Enabled));
+        }
+        a.revoke(&RevocationTarget::Device("sensor-17".into()), 2)
+            .unwrap();
+        assert!(b.policy_inputs("sensor-17", "0a").unwrap().revoked);
+        a.set_status("sensor-18", DeviceStatus::Disabled, 3)
+            .unwrap();
+        assert_eq!(
+            b.policy_inputs("sensor-18", "1").unwrap().status,
+            Some(DeviceStatus::Disabled)
+        );
+        assert!(b.device("sensor-17").unwrap().unwrap().revoked);
+    }
+
+    fn chain_in_new_database(n: i64) -> suite::ChainedStore {
+        let url = database().expect("PostgreSQL was there for the first database");
+        let store = PostgresStore::open(&url).unwrap();
+        suite::append_chain(&store, n);
+        (Box::new(store), Box::new(move |sql: &str| exec(&url, sql)))
+    }
+
+    #[test]
+    fn tampering_is_detected_at_the_right_seq() {
+        if database().is_none() {
+            return;
+        }
+        suite::tampering_is_detected_at_the_right_seq(&chain_in_new_database);
+    }
+
+    #[test]
+    fn tampered_then_counted_to_the_end() {
+        if database().is_none() {
+            return;
+        }
+        suite::tampered_then_counted_to_the_end(&chain_in_new_database);
+    }
+
+    #[test]
+    fn concurrent_appenders_in_two_replicas_keep_one_chain() {
+        let Some(url) = database() else { return };
+        suite::concurrent_appenders_in_two_stores_keep_one_chain([
+            Arc::new(PostgresStore::open_with(&url, 2).unwrap()),
+            Arc::new(PostgresStore::open(&url).unwrap()),
+        ]);
+    }
+
+    #[test]
+    fn reopen_keeps_data_and_applies_no_migration_twice() {
+        let Some(url) = database() else { return };
+        let spec = RuleSpec::Network {
+            action: RuleAction::Allow,
+            cidr: "10.0.0.0/8".parse().unwrap(),
+            group: None,
+        };
+        let rule = {
+            let store = PostgresStore::open(&url).unwrap();
+            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+            store.add_rule(&spec, 5).unwrap()
+        };
+        for _ in 0..2 {
+            let store = PostgresStore::open(&url).unwrap();
+            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+            assert_eq!(store.rules().unwrap(), vec![rule.clone()]);
+        }
+        let rows: i64 = Client::connect(&url, NoTls)
+            .unwrap()
+            .query_one("SELECT COUNT(*) FROM schema_migrations", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn replicas_starting_together_on_an_empty_database_migrate_once() {
+        let Some(url) = database() else { return };
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || PostgresStore::open(&url).map(|_| ()))
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        let rows: i64 = Client::connect(&url, NoTls)
+            .unwrap()
+            .query_one("SELECT COUNT(*) FROM schema_migrations", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let Some(url) = database() else { return };
+        drop(PostgresStore::open(&url).unwrap());
+        exec(
+            &url,
+            &format!(
+                "INSERT INTO schema_migrations (version, applied) VALUES ({}, 0)",
+                SCHEMA_VERSION + 1
+            ),
+        );
+        match PostgresStore::open(&url) {
+            Err(StateError::SchemaTooNew { found, supported }) => {
+                assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            }
+            other => panic!("expected SchemaTooNew, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_sqlite_migration_files_run_unchanged() {
+        let Some(url) = database() else { return };
+        drop(PostgresStore::open(&url).unwrap());
+        let mut c = Client::connect(&url, NoTls).unwrap();
+        let tables: Vec<String> = c
+            .query(
+                "SELECT table_name::TEXT FROM information_schema.tables \
+                 WHERE table_schema = 'public' ORDER BY table_name",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(
+            tables,
+            [
+                "audit",
+                "counters",
+                "device_groups",
+                "device_serials",
+                "devices",
+                "revocations",
+                "rules",
+                "schema_migrations"
+            ]
+        );
+    }
+
+    /// Waits until no session of the store is left on the database
+    /// (`pg_terminate_backend` only signals).
+    fn wait_until_gone(url: &str) {
+        let mut admin = Client::connect(&pg_cluster::shared().unwrap().admin_url(), NoTls).unwrap();
+        while admin
+            .query_one(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1 \
+                 AND application_name = 'secure-store'",
+                &[&db_name(url)],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn lost_connections_are_replaced_and_no_audit_entry_is_lost_or_doubled() {
+        let Some(url) = database() else { return };
+        let cluster = pg_cluster::shared().unwrap();
+        let store = Arc::new(PostgresStore::open_with(&url, 4).unwrap());
+        let mut appended = 0u64;
+        let mut n = 0i64;
+        for round in 0..4 {
+            // Fill the pool with several idle connections.
+            let threads: Vec<_> = (0..4)
+                .map(|t| {
+                    let store = Arc::clone(&store);
+                    std::thread::spawn(move || {
+                        store
+                            .append_audit(&event(1000 * round + t, "warm"))
+                            .unwrap();
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            appended += 4;
+            assert!(cluster.terminate_sessions(db_name(&url)).unwrap() >= 1);
+            wait_until_gone(&url);
+            // The next call finds its connection dead at BEGIN (nothing
+            // done yet) and is retried once on a fresh connection.
+            let before = store.reconnects();
+            n += 1;
+            store.append_audit(&event(n, "after-cut")).unwrap();
+            appended += 1;
+            assert_eq!(store.reconnects(), before + 1);
+            n += 1;
+            store.append_audit(&event(n, "after-cut")).unwrap();
+            appended += 1;
+            assert!(!store.policy_inputs("d", "1").unwrap().revoked);
+            // Reads recover the same way.
+            for read in [
+                &(|| drop(store.policy_inputs("d", "1").unwrap())) as &dyn Fn(),
+                &|| drop(store.rules().unwrap()),
+            ] {
+                cluster.terminate_sessions(db_name(&url)).unwrap();
+                wait_until_gone(&url);
+                let before = store.reconnects();
+                read();
+                assert_eq!(store.reconnects(), before + 1);
+            }
+        }
+        assert_eq!(
+            store.verify_audit().unwrap(),
+            AuditVerification {
+                entries: appended,
+                first_bad_seq: None
+            }
+        );
+    }
+
+    #[test]
+    fn usable_from_spawn_blocking_and_dropped_inside_a_runtime() {
+        let Some(url) = database() else { return };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let store =
+                tokio::task::spawn_blocking(move || Arc::new(PostgresStore::open(&url).unwrap()))
+                    .await
+                    .unwrap();
+            let s = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || {
+                s.append_audit(&event(1, "d")).unwrap();
+                s.policy_inputs("d", "1").unwrap();
+            })
+            .await
+            .unwrap();
+            // The last handle goes away on an async task's thread.
+            drop(store);
+        });
+    }
+
+    #[test]
+    fn connects_over_a_unix_socket() {
+        let Some(url) = database() else { return };
+        let cluster = pg_cluster::shared().unwrap();
+        let socket_url = format!(
+            "postgresql://{}@/{}?host={}&port={}",
+            pg_cluster::USER,
+            db_name(&url),
+            cluster.dir().display(),
+            cluster.port()
+        );
+        let store = PostgresStore::open(&socket_url).unwrap();
+        store
+            .revoke(&RevocationTarget::Device("u".into()), 1)
+            .unwrap();
+        assert!(
+            PostgresStore::open(&url)
+                .unwrap()
+                .policy_inputs("u", "1")
+                .unwrap()
+                .revoked
+        );
+    }
+
+    #[test]
+    fn connection_cut_in_the_middle_of_an_append_loses_nothing_and_doubles_nothing() {
+        let Some(url) = database() else { return };
+        let store = Arc::new(PostgresStore::open(&url).unwrap());
+        suite::append_chain(store.as_ref(), 3);
+        // Hold the appenders' lock so the next append waits inside its
+        // transaction, then cut its connection there.
+        let mut holder = Client::connect(&url, NoTls).unwrap();
+        let mut held = holder.transaction().unwrap();
+        held.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK_KEY])
+            .unwrap();
+        let s = Arc::clone(&store);
+        let appender = std::thread::spawn(move || s.append_audit(&event(99, "cut")));
+        let mut admin = Client::connect(&url, NoTls).unwrap();
+        let waiting = "SELECT pid FROM pg_stat_activity WHERE datname = $1 \
+                       AND application_name = 'secure-store' AND wait_event_type = 'Lock'";
+        let pid: i32 = loop {
+            if let Some(row) = admin.query_opt(waiting, &[&db_name(&url)]).unwrap() {
+                break row.get(0);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        admin
+            .execute("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap();
+        let cut = appender.join().unwrap();
+        assert!(matches!(cut, Err(StateError::Database(_))), "{cut:?}");
+        held.commit().unwrap();
+        let next = store.append_audit(&event(100, "after")).unwrap();
+        assert_eq!(next.seq, 4);
+        assert_eq!(
+            store.verify_audit().unwrap(),
+            AuditVerification {
+                entries: 4,
+                first_bad_seq: None
+            }
+        );
+    }
+
+    #[test]
+    fn sessions_carry_the_timeouts_and_url_options_win() {
+        let Some(url) = database() else { return };
+        let show = |store: &PostgresStore, name: &str| -> String {
+            store
+                .read(|tx| Ok(tx.query_one(&format!("SHOW {name}"), &[])?.get(0)))
+                .unwrap()
+        };
+        let store = PostgresStore::open(&url).unwrap();
+        assert_eq!(show(&store, "idle_in_transaction_session_timeout"), "10s");
+        assert_eq!(show(&store, "lock_timeout"), "10s");
+        let custom =
+            PostgresStore::open(&format!("{url}?options=-c%20lock_timeout%3D3000")).unwrap();
+        assert_eq!(show(&custom, "lock_timeout"), "3s");
+        assert_eq!(show(&custom, "idle_in_transaction_session_timeout"), "10s");
+    }
+
+    #[test]
+    fn a_url_requiring_tls_fails_rather_than_going_clear() {
+        let Some(url) = database() else { return };
+        let err = PostgresStore::open(&format!("{url}?sslmode=require")).unwrap_err();
+        assert!(matches!(err, StateError::Database(_)), "{err}");
+        // `prefer` (the default) connects in clear, as documented.
+        PostgresStore::open(&format!("{url}?sslmode=prefer")).unwrap();
+    }
+
+    #[test]
+    fn open_by_url_picks_postgres() {
+        let Some(url) = database() else { return };
+        let tmp = std::env::temp_dir().join("never-created.db");
+        let store = super::super::open(Some(&url), &tmp).unwrap();
+        store
+            .revoke(&RevocationTarget::Device("x".into()), 1)
+            .unwrap();
+        assert!(!tmp.exists());
+        let alt = url.replacen("postgres://", "postgresql://", 1);
+        let other = super::super::open(Some(&alt), &tmp).unwrap();
+        assert!(other.policy_inputs("x", "1").unwrap().revoked);
+    }
+}
