@@ -819,3 +819,36 @@ fn run_tries_every_server_and_logs_each_failure_kind() {
         "{log}"
     );
 }
+
+#[test]
+fn run_backs_off_when_rate_limited_and_then_unlocks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (fleet, mtls) = fleet_with_device(tmp.path(), "cam-7");
+    // One unlock, then one every 2 s.
+    let server = Server::start(
+        &fleet,
+        &["--rate-per-device", "0.5", "--rate-burst-device", "1"],
+        &[],
+    );
+    let envelope = seal_offline(&fleet, &server.url);
+    let client = || {
+        let mut cmd = ss([
+            "run",
+            "--retry-base",
+            "200ms",
+            "--retry-cap",
+            "1s",
+            "--",
+            "true",
+        ]);
+        cmd.envs(mtls.iter().map(|(k, v)| (k.clone(), v.clone())))
+            .env("SECURE_STORE_ENVELOPE", &envelope);
+        cmd
+    };
+    ok(&mut client());
+    let r = run(&mut client());
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let log = plain(&r.stderr);
+    assert!(log.contains("reason=rate_limited"), "{log}");
+    assert!(log.contains("unlocked"), "{log}");
+}
