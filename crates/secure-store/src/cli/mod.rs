@@ -100,7 +100,7 @@ enum Command {
     /// Recover a store key from an envelope through the server.
     Unseal(seal::UnsealArgs),
     /// On a device: unlock, decrypt env values, mount, then run the app.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// Mount the decrypted view of a store (FUSE).
     Mount(mount::MountArgs),
     /// A complete end-to-end demo on loopback (no arguments needed).
@@ -121,7 +121,9 @@ pub fn main() -> ExitCode {
         cli.verbose.min(2) as i8
     };
     logging::init(cli.log_format, verbosity);
-    crate::crypt::output::catch_interrupts();
+    if !matches!(cli.command, Command::Run(_)) {
+        crate::crypt::output::catch_interrupts(); // `run` forwards signals itself
+    }
     match run(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -150,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Admin(args) => admin::run(args),
         Command::Seal(args) => seal::run(args),
         Command::Unseal(args) => seal::run_unseal(args),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Mount(args) => mount::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Bench(cmd) => bench::run(cmd),

@@ -7,6 +7,8 @@ mod manual;
 mod mount;
 mod original;
 mod rclone_interop;
+mod run;
+mod seal;
 mod server;
 mod server_replicas;
 mod store_cmds;
