@@ -150,7 +150,15 @@ impl Demo {
 
         println!("== Operator (laptop or CI)");
         self.cmd(
-            ["fleet", "init", &p(&fleet), "--server-name", "localhost"],
+            [
+                "fleet",
+                "init",
+                &p(&fleet),
+                "--server-name",
+                "localhost",
+                "--server-ip",
+                "127.0.0.1",
+            ],
             &[],
         )?;
         println!(
@@ -259,7 +267,7 @@ impl Demo {
             ("DEMO_DIR", content_dir.to_str().unwrap_or_default()),
         ];
         println!("  (unlock through the server, decrypt env values, decrypted folder: {how})");
-        let status = self.device_run(&run_args(&[]), &env)?;
+        let status = self.device_run(&run_args(&["--deadline", "30s"]), &env)?;
         if status != 0 {
             bail!("the device run failed with exit code {status} (log above)");
         }
@@ -286,22 +294,17 @@ impl Demo {
         }
         println!("  refused: revoked (exit {EXIT_REVOKED}); the app never started, nothing was decrypted.");
 
-        let audit = self.cmd(
-            [
-                "admin",
-                "--fleet",
-                &p(&fleet),
-                "--server",
-                &server.url,
-                "audit",
-                "--verify",
-            ],
-            &[],
-        )?;
-        println!("\n== Audit (hash-chained; every decision, never a key)");
-        for line in audit.lines().filter(|l| !l.trim().is_empty()).take(12) {
+        let admin = |extra: &[&str]| -> Result<String> {
+            let mut v = vec!["admin", "--fleet", fleet.to_str().unwrap_or_default()];
+            v.extend(["--server", server.url.as_str()]);
+            v.extend(extra);
+            self.cmd(v, &[])
+        };
+        println!("\n== Audit log (hash-chained; every decision, never a key)");
+        for line in admin(&["audit"])?.lines().filter(|l| !l.trim().is_empty()) {
             println!("  {line}");
         }
+        println!("  {}", admin(&["audit", "--verify"])?.trim());
         drop(server);
         println!("\nThat was all of it: secure-store fleet/store/env/seal/server/run/admin. See README.md.");
         Ok(())
