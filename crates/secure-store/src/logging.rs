@@ -25,9 +25,14 @@ pub fn init(format: LogFormat, verbosity: i8) {
     };
     let filter = EnvFilter::try_from_env("SECURE_STORE_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("secure_store={default},ssformat={default}")));
+    // Colours only for a person at a terminal: a pipe, a file or a log
+    // collector gets plain text (and NO_COLOR turns colours off anyway).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false);
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = match format {
