@@ -1,4 +1,5 @@
 mod bad_input;
+mod demo;
 mod deploy;
 mod env_cmds;
 mod fleet;
