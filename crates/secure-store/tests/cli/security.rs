@@ -1124,3 +1124,448 @@ fn symlink_tricks_in_store_encrypt_sources_are_refused() {
         std::fs::create_dir(store.join("storage")).unwrap();
     }
 }
+
+// ------------------------------------------------------------ secrets in logs
+
+const ENV_PLAINTEXT: &str = "env-plaintext-8c1f0e7d2b9a";
+const FILE_PLAINTEXT: &str = "file-plaintext-5d3e9a0b7c21";
+
+/// The secret-bearing lines of a PEM file (its base64 body, line by line)
+/// and the private parts of the Tang keys.
+fn pem_body_lines(path: &Path) -> Vec<String> {
+    String::from_utf8(read(path))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Asserts no secret occurs in `text` (named `what`).
+fn assert_clean(what: &str, text: &str, secrets: &[(String, String)]) {
+    for (name, secret) in secrets {
+        assert!(
+            !text.contains(secret.as_str()),
+            "{name} leaked into {what}:\n{text}"
+        );
+    }
+}
+
+/// Every stderr line of a `--log-format json` run is one JSON object, but
+/// for the commands' own one-line status messages (`store rekey` prints
+/// "re-keyed PATH" with eprintln, not through the logger). Returns the
+/// number of JSON lines.
+fn assert_json_lines(what: &str, stderr: &str) -> usize {
+    let mut n = 0;
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            assert!(
+                line.starts_with("re-keyed "),
+                "{what}: not a JSON log line: {line}"
+            );
+            continue;
+        };
+        assert!(v.is_object(), "{what}: {line}");
+        n += 1;
+    }
+    n
+}
+
+#[test]
+fn no_secret_reaches_a_log_line_or_the_audit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("fleet");
+    let mut logs: Vec<(String, String)> = Vec::new();
+    // Every command: -vv, JSON logs, and SECURE_STORE_LOG=trace (which
+    // turns on the libraries' trace output too).
+    let vv = |args: &[&str]| {
+        let mut cmd = ss(["-vv", "--log-format", "json"]);
+        cmd.args(args).env("SECURE_STORE_LOG", "trace");
+        cmd
+    };
+    let mut record = |what: &str, cmd: &mut Command| -> String {
+        let r = run(cmd);
+        assert_eq!(r.code, Some(0), "{what}: {}", r.stderr);
+        logs.push((what.to_owned(), r.stderr));
+        r.stdout
+    };
+    record("fleet init", vv(&["fleet", "init"]).arg(&root));
+    let fleet = FleetDir::new(&root);
+    record(
+        "fleet enroll",
+        vv(&["fleet", "enroll"]).arg(&root).arg("dev-1"),
+    );
+    let env_out = record(
+        "fleet enroll --env",
+        vv(&["fleet", "enroll", "--env"]).arg(&root).arg("dev-env"),
+    );
+    let mtls: Vec<(String, String)> = env_out
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+
+    let mut server_cmd = vv(&["server", "--listen", "127.0.0.1:0", "--fleet"]);
+    server_cmd.arg(&root).env("STORE_PASSWORD", KEY);
+    let server = {
+        // Server::start with our verbose command line.
+        let mut child = server_cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("secure-store server listening on https://")
+            .unwrap_or_else(|| panic!("{line:?}"))
+            .parse()
+            .unwrap();
+        Server {
+            child,
+            addr,
+            stderr: Some(stderr),
+        }
+    };
+    let url = server.url("");
+
+    // seal / unseal through the server.
+    let out = record(
+        "seal",
+        vv(&["seal", "--url", &url, "--server", &url, "--fleet"])
+            .arg(&root)
+            .env("STORE_PASSWORD", KEY),
+    );
+    let jwe = out
+        .trim()
+        .strip_prefix("SECURE_STORE_ENVELOPE=")
+        .unwrap()
+        .to_owned();
+    let out = record(
+        "unseal",
+        vv(&["unseal", "--envelope", &jwe, "--fleet"])
+            .arg(&root)
+            .args(["--device", "dev-1"]),
+    );
+    assert_eq!(out.trim(), KEY);
+
+    // The legacy /key once, so the server handles the password itself.
+    let r = call(
+        &server.url("/key"),
+        "GET",
+        None,
+        device_tls(&fleet, "dev-1"),
+    )
+    .unwrap();
+    assert_eq!(r.status, 201);
+
+    // Stores.
+    let src = tmp.path().join("src");
+    write(&src.join("secret.txt"), FILE_PLAINTEXT.as_bytes());
+    let store = tmp.path().join("store");
+    record(
+        "store init",
+        vv(&["store", "init"])
+            .arg(&store)
+            .env("STORE_PASSWORD", KEY),
+    );
+    record(
+        "store encrypt",
+        vv(&["store", "encrypt"])
+            .arg(&src)
+            .arg(&store)
+            .env("STORE_PASSWORD", KEY),
+    );
+    record(
+        "store ls",
+        vv(&["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY),
+    );
+    record(
+        "store verify",
+        vv(&["store", "verify"])
+            .arg(&store)
+            .env("STORE_PASSWORD", KEY),
+    );
+    record(
+        "store decrypt",
+        vv(&["store", "decrypt"])
+            .arg(&store)
+            .arg(tmp.path().join("dec"))
+            .env("STORE_PASSWORD", KEY),
+    );
+    record(
+        "store rekey",
+        vv(&["store", "rekey"])
+            .arg(&store)
+            .env("STORE_PASSWORD", KEY)
+            .env("NEW_STORE_PASSWORD", KEY),
+    );
+
+    // Env values.
+    let out = record(
+        "env encrypt",
+        vv(&["env", "encrypt", "API_TOKEN", ENV_PLAINTEXT]).env("STORE_PASSWORD", KEY),
+    );
+    let encrypted = out.trim().to_owned();
+    let (enc_name, enc_value) = encrypted.split_once('=').unwrap();
+    let out = record(
+        "env decrypt",
+        vv(&["env", "decrypt"])
+            .env("STORE_PASSWORD", KEY)
+            .env(enc_name, enc_value),
+    );
+    assert!(out.contains(ENV_PLAINTEXT), "{out}");
+
+    // run: unlock through the server with the base64 identity, decrypt the
+    // env value, materialize the store (on tmpfs when there is one).
+    let shm = Path::new("/dev/shm");
+    let mat = shm.is_dir().then(|| tempfile::tempdir_in(shm).unwrap());
+    let mut run_cmd = vv(&["run"]);
+    if let Some(m) = &mat {
+        run_cmd
+            .arg("--store")
+            .arg(&store)
+            .arg("--materialize")
+            .arg(m.path().join("app"));
+    }
+    run_cmd
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "test \"$API_TOKEN\" = \"$WANT\" && echo unlocked",
+        ])
+        .envs(mtls.iter().map(|(k, v)| (k, v)))
+        .env("SECURE_STORE_ENVELOPE", &jwe)
+        .env(enc_name, enc_value)
+        .env("WANT", ENV_PLAINTEXT);
+    let out = record("run", &mut run_cmd);
+    assert_eq!(out.trim(), "unlocked");
+
+    // The admin reads the audit (its output is checked too).
+    let audit_json = record(
+        "admin audit",
+        vv(&["admin", "--server", &url, "--fleet"])
+            .arg(&root)
+            .args(["audit", "--json"]),
+    );
+    let (code, server_log) = server.terminate();
+    assert_eq!(code, Some(0));
+    // The logs are really there: the server logged each decision by device.
+    assert!(
+        server_log.contains("dev-1") && server_log.contains("dev-env"),
+        "{server_log}"
+    );
+    logs.push(("server".to_owned(), server_log));
+
+    // What must never show up.
+    let mut secrets: Vec<(String, String)> = vec![
+        ("the store key".into(), KEY.into()),
+        ("the env plaintext".into(), ENV_PLAINTEXT.into()),
+        ("the file plaintext".into(), FILE_PLAINTEXT.into()),
+    ];
+    {
+        use ssformat::rclone::config;
+        let text = std::fs::read_to_string(store.join("encrypt.conf")).unwrap();
+        let plain = config::decrypt_config(&text, KEY).unwrap();
+        let conf = config::ConfigFile::parse(&plain).unwrap();
+        let section = conf.section("encrypted_storage").unwrap();
+        let settings = config::CryptSettings::from_section(section).unwrap();
+        secrets.push(("the crypt password".into(), settings.password.to_string()));
+        for field in ["password", "password2"] {
+            if let Some(obscured) = section.get(field) {
+                secrets.push((format!("the obscured crypt {field}"), obscured.to_owned()));
+            }
+        }
+    }
+    let (_, mtls_key) = mtls.iter().find(|(k, _)| k == "MTLS_KEY").unwrap();
+    secrets.push(("MTLS_KEY".into(), mtls_key.clone()));
+    for (name, path) in [
+        ("ca.key", fleet.ca_key()),
+        ("server.key", fleet.server().key()),
+        ("admin client.key", fleet.admin().key()),
+        ("device client.key", fleet.device("dev-1").key()),
+    ] {
+        for line in pem_body_lines(&path) {
+            secrets.push((format!("a line of {name}"), line));
+        }
+    }
+    for entry in std::fs::read_dir(fleet.server().tang()).unwrap() {
+        let jwk: serde_json::Value = serde_json::from_slice(&read(&entry.unwrap().path())).unwrap();
+        if let Some(d) = jwk["d"].as_str() {
+            secrets.push(("a Tang private key (d)".into(), d.to_owned()));
+        }
+    }
+
+    let mut lines = 0;
+    for (what, log) in &logs {
+        lines += assert_json_lines(what, log);
+        assert_clean(&format!("the {what} log"), log, &secrets);
+    }
+    assert!(lines > 50, "-vv should log plenty: {lines} lines");
+    assert_clean("the admin's audit listing", &audit_json, &secrets);
+
+    // The audit database itself, raw bytes (WAL included) and as SQL.
+    let server_dir = fleet.server();
+    for entry in std::fs::read_dir(server_dir.root()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("state.db") {
+            let bytes = read(&path);
+            let text = String::from_utf8_lossy(&bytes);
+            assert_clean(&name, &text, &secrets);
+        }
+    }
+    if let Some(sqlite3) = tool("sqlite3") {
+        let dump = Command::new(sqlite3)
+            .arg(server_dir.state_db())
+            .arg(".dump")
+            .output()
+            .unwrap();
+        assert!(dump.status.success());
+        let dump = String::from_utf8_lossy(&dump.stdout);
+        assert!(dump.contains("unlock") || dump.contains("/rec"), "{dump}");
+        assert_clean("the audit database dump", &dump, &secrets);
+    }
+}
+
+// ------------------------------------------------------------- file modes
+
+/// The binary under `umask 000`, so modes cannot come from the umask.
+fn umask0<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    let mut cmd = Command::new("sh");
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", std::env::temp_dir())
+        .stdin(Stdio::null())
+        .args(["-c", "umask 000; exec \"$@\"", "sh"])
+        .arg(env!("CARGO_BIN_EXE_secure-store"))
+        .args(args);
+    cmd
+}
+
+/// Every file under `root` is 0600 and every folder 0700.
+fn assert_private(root: &Path) {
+    assert_eq!(mode(root), 0o700, "{}", root.display());
+    let mut stack = vec![root.to_owned()];
+    let mut files = 0;
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                assert_eq!(mode(&path), 0o700, "{}", path.display());
+                stack.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                files += 1;
+            }
+        }
+    }
+    assert!(files > 0, "{}: no files", root.display());
+}
+
+#[test]
+fn every_key_file_is_private_whatever_the_umask() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("fleet");
+    ok(umask0(["fleet", "init"]).arg(&root));
+    ok(umask0(["fleet", "enroll"]).arg(&root).arg("dev-1"));
+    let usb = tmp.path().join("usb");
+    ok(umask0(["fleet", "enroll"])
+        .arg(&root)
+        .args(["dev-2", "--out"])
+        .arg(&usb));
+    ok(umask0(["fleet", "enroll", "--force"])
+        .arg(&root)
+        .arg("dev-1"));
+    ok(umask0(["server", "rotate-keys", "--fleet"]).arg(&root));
+    assert_private(&root);
+    assert_private(&usb);
+    let legacy = tmp.path().join("legacy");
+    ok(umask0(["fleet", "init", "--legacy"]).arg(&legacy));
+    assert_private(&legacy);
+
+    let key_file = tmp.path().join("store.key");
+    ok(umask0(["keygen", "--out"]).arg(&key_file));
+    assert_eq!(mode(&key_file), 0o600);
+    let store = tmp.path().join("store");
+    ok(umask0(["store", "init"])
+        .arg(&store)
+        .env("STORE_PASSWORD", KEY));
+    assert_eq!(mode(&store.join("encrypt.conf")), 0o600);
+    ok(umask0(["store", "rekey"])
+        .arg(&store)
+        .env("STORE_PASSWORD", KEY)
+        .env("NEW_STORE_PASSWORD", KEY));
+    assert_eq!(mode(&store.join("encrypt.conf")), 0o600);
+    let src = tmp.path().join("src");
+    write(&src.join("d/f.txt"), b"x");
+    ok(umask0(["store", "encrypt"])
+        .arg(&src)
+        .arg(&store)
+        .env("STORE_PASSWORD", KEY));
+    let dec = tmp.path().join("dec");
+    ok(umask0(["store", "decrypt"])
+        .arg(&store)
+        .arg(&dec)
+        .env("STORE_PASSWORD", KEY));
+    assert_private(&dec);
+
+    // The server: state.db (and its WAL files) in the fleet's server folder
+    // and in a --data-dir it creates.
+    let fleet = FleetDir::new(&root);
+    let data = tmp.path().join("data");
+    for extra in [&[][..], &["--data-dir", data.to_str().unwrap()][..]] {
+        let mut cmd = umask0(["server", "--listen", "127.0.0.1:0", "--fleet"]);
+        cmd.arg(&root)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line.trim().rsplit(':').next().unwrap().to_owned();
+        let r = call(
+            &format!("https://127.0.0.1:{port}/adv"),
+            "GET",
+            None,
+            device_tls(&fleet, "dev-1"),
+        );
+        let seal_out = tmp.path().join(format!("env-{}.jwe", extra.len()));
+        ok(umask0([
+            "seal",
+            "--url",
+            &format!("https://127.0.0.1:{port}"),
+            "--fleet",
+        ])
+        .arg(&root)
+        .arg("--out")
+        .arg(&seal_out)
+        .env("STORE_PASSWORD", KEY));
+        assert_eq!(mode(&seal_out), 0o600);
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let _ = child.wait();
+        assert_eq!(r.unwrap().status, 200);
+    }
+    assert_private(&root);
+    assert_private(&data);
+    assert!(data.join("state.db").is_file());
+    assert!(fleet.server().state_db().is_file());
+}
