@@ -1569,3 +1569,152 @@ fn every_key_file_is_private_whatever_the_umask() {
     assert!(data.join("state.db").is_file());
     assert!(fleet.server().state_db().is_file());
 }
+
+// ------------------------------------------------------- FUSE and plaintext
+
+#[test]
+fn fuse_never_exposes_hostile_names_nor_writes_plaintext_to_disk() {
+    use super::mount::{fuse_ready, MountProc};
+    use ssformat::rclone::config;
+    if !fuse_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let src = tmp.path().join("src");
+    write(&src.join("ok.txt"), b"fine");
+    ok(ss(["store", "init"]).arg(&store).env("STORE_PASSWORD", KEY));
+    ok(ss(["store", "encrypt"])
+        .arg(&src)
+        .arg(&store)
+        .env("STORE_PASSWORD", KEY));
+    // Encrypted names that decrypt to traversal attempts, planted with the
+    // raw name cipher (a hostile store).
+    let names = {
+        let text = std::fs::read_to_string(store.join("encrypt.conf")).unwrap();
+        let plain = config::decrypt_config(&text, KEY).unwrap();
+        let conf = config::ConfigFile::parse(&plain).unwrap();
+        let settings =
+            config::CryptSettings::from_section(conf.section("encrypted_storage").unwrap())
+                .unwrap();
+        settings.name_cipher(&settings.keys().unwrap())
+    };
+    let storage = store.join("storage");
+    let mut planted = Vec::new();
+    for evil in ["..", ".", "a/b", "../../escape", "/etc/passwd"] {
+        let enc = names.encrypt_file_name(evil);
+        std::fs::write(storage.join(&enc), b"RCLONE\0\0").unwrap();
+        planted.push(enc);
+    }
+    let mnt = tmp.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let m = MountProc::start(&store, &mnt, &[]);
+    let mut listed: Vec<String> = std::fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["ok.txt"], "hostile names are hidden");
+    assert_eq!(std::fs::read(mnt.join("ok.txt")).unwrap(), b"fine");
+    // `..` through the mount is the kernel's parent, never a store entry.
+    assert_eq!(
+        std::fs::canonicalize(mnt.join("..")).unwrap(),
+        std::fs::canonicalize(tmp.path()).unwrap()
+    );
+    // Paths that climb inside the mount stay inside it.
+    std::fs::create_dir(mnt.join("d")).unwrap();
+    std::fs::write(mnt.join("d/../climbed.txt"), FILE_PLAINTEXT).unwrap();
+    assert!(mnt.join("climbed.txt").is_file());
+    assert!(!tmp.path().join("climbed.txt").exists());
+    assert!(!tmp.path().join("escape").exists());
+    std::fs::write(mnt.join("d/new.txt"), FILE_PLAINTEXT).unwrap();
+    assert_eq!(m.stop(), Some(0));
+
+    // After the unmount: the mount point is an empty folder again, and the
+    // plaintext exists nowhere on disk (only ciphertext in storage/).
+    assert_eq!(std::fs::read_dir(&mnt).unwrap().count(), 0);
+    let (_, files) = snapshot(tmp.path());
+    for (name, bytes) in &files {
+        if name.starts_with("src") {
+            continue;
+        }
+        assert!(
+            !bytes
+                .windows(FILE_PLAINTEXT.len())
+                .any(|w| w == FILE_PLAINTEXT.as_bytes()),
+            "plaintext on disk in {name}"
+        );
+        assert!(
+            !name.contains("climbed") && !name.contains("new.txt"),
+            "{name}"
+        );
+    }
+    // The planted entries are untouched, and the written files decrypt.
+    for enc in &planted {
+        assert!(storage.join(enc).is_file());
+    }
+    let listing = run(ss(["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY));
+    assert_eq!(
+        listing.code,
+        Some(1),
+        "the hostile names still fail ls loudly"
+    );
+}
+
+#[test]
+fn materialize_refuses_persistent_folders_even_through_a_symlink() {
+    let tmp = tempfile::tempdir().unwrap();
+    let on_tmpfs = |p: &Path| {
+        let o = Command::new("stat")
+            .args(["-f", "-c", "%T"])
+            .arg(p)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).contains("tmpfs")
+    };
+    if on_tmpfs(tmp.path()) {
+        eprintln!("SKIPPED: the temp folder is on tmpfs here");
+        return;
+    }
+    let src = tmp.path().join("src");
+    write(&src.join("secret.txt"), FILE_PLAINTEXT.as_bytes());
+    let store = tmp.path().join("store");
+    ok(ss(["store", "init"]).arg(&store).env("STORE_PASSWORD", KEY));
+    ok(ss(["store", "encrypt"])
+        .arg(&src)
+        .arg(&store)
+        .env("STORE_PASSWORD", KEY));
+    let materialize = |target: &Path| {
+        run(ss(["run", "--store"])
+            .arg(&store)
+            .arg("--materialize")
+            .arg(target)
+            .args(["--", "true"])
+            .env("STORE_PASSWORD", KEY))
+    };
+    // A persistent folder, a new folder inside one, and a symlink in
+    // /dev/shm pointing at a persistent folder.
+    let persistent = tmp.path().join("plain");
+    let r = materialize(&persistent);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("not on tmpfs"), "{}", r.stderr);
+    assert!(!persistent.exists());
+    if Path::new("/dev/shm").is_dir() && on_tmpfs(Path::new("/dev/shm")) {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        std::fs::create_dir(&persistent).unwrap();
+        let link = shm.path().join("link");
+        std::os::unix::fs::symlink(&persistent, &link).unwrap();
+        let r = materialize(&link);
+        assert_eq!(r.code, Some(1), "{}", r.stderr);
+        assert_eq!(std::fs::read_dir(&persistent).unwrap().count(), 0);
+        let r = materialize(&link.join("app"));
+        assert_eq!(r.code, Some(1), "{}", r.stderr);
+        assert!(!persistent.join("app").exists());
+    }
+    let (_, files) = snapshot(tmp.path());
+    let leaked: Vec<_> = files
+        .iter()
+        .filter(|(n, b)| !n.starts_with("src") && b == FILE_PLAINTEXT.as_bytes())
+        .collect();
+    assert!(leaked.is_empty(), "plaintext left on disk: {leaked:?}");
+}
