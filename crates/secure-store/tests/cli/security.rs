@@ -1061,6 +1061,9 @@ fn oversized_and_deeply_nested_json_get_clean_refusals() {
 
 // ------------------------------------------------------------- file system
 
+/// Plants one symbolic link in a source folder.
+type MakeLink<'a> = dyn Fn(&Path) + 'a;
+
 #[test]
 fn symlink_tricks_in_store_encrypt_sources_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
@@ -1068,7 +1071,7 @@ fn symlink_tricks_in_store_encrypt_sources_are_refused() {
     ok(ss(["store", "init"]).arg(&store).env("STORE_PASSWORD", KEY));
     let outside = tmp.path().join("outside");
     write(&outside.join("secret.txt"), b"outside-the-source");
-    let cases: [(&str, &dyn Fn(&Path)); 4] = [
+    let cases: [(&str, &MakeLink); 4] = [
         ("dir-link", &|src: &Path| {
             std::os::unix::fs::symlink(&outside, src.join("dir-link")).unwrap()
         }),
