@@ -787,15 +787,31 @@ fn device_a_cannot_reach_device_b_data() {
         "store_not_allowed",
     );
 
-    // A holds B's certificate (it is not secret) but not B's key.
+    // A holds B's certificate (it is not secret) but not B's key. Our
+    // configuration refuses the pair outright; a client that skips that
+    // check (presenting B's certificate, signing with A's key) fails the
+    // handshake: the CertificateVerify signature does not match.
     let (da, db) = (fleet.device("dev-a"), fleet.device("dev-b"));
-    match tls::client_config(&read(&fleet.ca_cert()), &read(&db.cert()), &read(&da.key())) {
-        Err(_) => {} // refused before any connection
-        Ok(config) => {
-            let e = call(&server.url("/key"), "GET", None, config).unwrap_err();
-            assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
-        }
-    }
+    assert!(
+        tls::client_config(&read(&fleet.ca_cert()), &read(&db.cert()), &read(&da.key())).is_err()
+    );
+    let e = call(
+        &server.url("/key"),
+        "GET",
+        None,
+        mismatched_client(&fleet, &db.cert(), &da.key()),
+    )
+    .unwrap_err();
+    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    // Control: the same hand-made client with B's own key is B.
+    let r = call(
+        &server.url(&format!("/rec/{kid}")),
+        "POST",
+        Some(&body),
+        mismatched_client(&fleet, &db.cert(), &db.key()),
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     if let Some(curl) = tool("curl") {
         let o = Command::new(&curl)
             .args(["-sS", "--cacert"])
@@ -826,6 +842,48 @@ fn device_a_cannot_reach_device_b_data() {
             "not_admin",
         );
     }
+}
+
+/// Presents whatever certificate and key it was given, unchecked.
+#[derive(Debug)]
+struct AnyPair(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for AnyPair {
+    fn resolve(
+        &self,
+        _: &[&[u8]],
+        _: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A TLS 1.3 client presenting `cert` and signing with `key`, whether or
+/// not they belong together.
+fn mismatched_client(fleet: &FleetDir, cert: &Path, key: &Path) -> Arc<rustls::ClientConfig> {
+    let provider = tls::provider();
+    let signer = provider
+        .key_provider
+        .load_private_key(tls::key_from_pem(&read(key), "key").unwrap())
+        .unwrap();
+    let chain = tls::certs_from_pem(&read(cert), "cert").unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in tls::certs_from_pem(&read(&fleet.ca_cert()), "ca").unwrap() {
+        roots.add(c).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(Arc::new(AnyPair(Arc::new(
+            rustls::sign::CertifiedKey::new(chain, signer),
+        ))));
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
 }
 
 fn write_tmp(dir: &Path, bytes: &[u8]) -> PathBuf {
