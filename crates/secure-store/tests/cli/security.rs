@@ -1033,7 +1033,22 @@ fn oversized_and_deeply_nested_json_get_clean_refusals() {
         v.into_bytes()
     };
     let rec = format!("/rec/{kid}");
-    for body in [nested(5000), nested_obj(2000), nested(100_000)] {
+    // 2048 is the deepest /rec accepts (jansson's limit, as tangd): those
+    // are parsed for real, and must not exhaust the server's stack.
+    let mixed = |depth: usize| {
+        let mut v = r#"[{"a":"#.repeat(depth / 2);
+        v.push('1');
+        v.push_str(&"}]".repeat(depth / 2));
+        v.into_bytes()
+    };
+    for body in [
+        nested(2048),
+        nested_obj(2048),
+        mixed(2048),
+        nested(2049),
+        nested(5000),
+        nested(100_000),
+    ] {
         let too_big = body.len() > 16384;
         // Tang: 400 with an empty body (tangd's answer) or 413 when too big.
         let r = call(
