@@ -942,6 +942,54 @@ fn x_forwarded_for_never_bypasses_network_rules() {
     );
 }
 
+#[test]
+fn x_forwarded_for_never_opens_the_plain_tang_listener() {
+    let Some(curl) = tool("curl") else { return };
+    let (_tmp, fleet) = setup(&[]);
+    // The plain listener has no client certificate: the address is its only
+    // gate. Only 10.0.0.0/8 may use it; the test calls from 127.0.0.1.
+    let mut cmd = ss(["server", "--listen", "127.0.0.1:0", "--fleet"]);
+    cmd.arg(fleet.root())
+        .args(["--tang-listen", "127.0.0.1:0", "--tang-allow", "10.0.0.0/8"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let tang = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_owned();
+    let guard = Server {
+        child,
+        addr: "127.0.0.1:1".parse().unwrap(),
+        stderr: None,
+    };
+    for header in [
+        "X-Forwarded-For: 10.1.2.3",
+        "X-Real-IP: 10.1.2.3",
+        "Forwarded: for=10.1.2.3",
+    ] {
+        for path in ["/adv", "/rec/abc"] {
+            let mut c = Command::new(&curl);
+            c.args(["-sS", "-w", "\n%{http_code}", "-H", header]);
+            if path.starts_with("/rec") {
+                c.args(["--data-binary", "{}"]);
+            }
+            let o = c.arg(format!("{tang}{path}")).output().unwrap();
+            let out = String::from_utf8_lossy(&o.stdout);
+            assert!(
+                out.contains("address_not_allowed") && out.ends_with("\n403"),
+                "{header} {path}: {out}"
+            );
+        }
+    }
+    drop(guard);
+}
+
 // ------------------------------------------------------------------ replay
 
 #[test]
@@ -1223,15 +1271,16 @@ fn assert_clean(what: &str, text: &str, secrets: &[(String, String)]) {
 }
 
 /// Every stderr line of a `--log-format json` run is one JSON object, but
-/// for the commands' own one-line status messages (`store rekey` prints
-/// "re-keyed PATH" with eprintln, not through the logger). Returns the
-/// number of JSON lines.
+/// for the commands' own one-line messages: the final `error: …` line of a
+/// failed command (the CLI's error contract) and `store rekey`'s
+/// "re-keyed PATH" (printed with eprintln, not through the logger).
+/// Returns the number of JSON lines.
 fn assert_json_lines(what: &str, stderr: &str) -> usize {
     let mut n = 0;
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             assert!(
-                line.starts_with("re-keyed "),
+                line.starts_with("re-keyed ") || line.starts_with("error: "),
                 "{what}: not a JSON log line: {line}"
             );
             continue;
@@ -1429,6 +1478,48 @@ fn no_secret_reaches_a_log_line_or_the_audit() {
             .arg(&root)
             .args(["audit", "--json"]),
     );
+    // Failures print no secret either: a wrong key, a value moved to
+    // another name, a tampered value, a refused unlock.
+    let wrong = "f".repeat(64);
+    let moved = format!("ENCRYPTED_OTHER_{}", &enc_name["ENCRYPTED_".len()..]);
+    let tampered = {
+        let mut v = enc_value.to_owned();
+        let last = v.pop().unwrap();
+        v.push(if last == 'A' { 'B' } else { 'A' });
+        v
+    };
+    ok(&mut admin(&fleet, &server, &["revoke", "dev-1"]));
+    for (what, mut cmd) in [
+        ("store ls, wrong key", {
+            let mut c = vv(&["store", "ls"]);
+            c.arg(&store).env("STORE_PASSWORD", &wrong);
+            c
+        }),
+        ("env decrypt, moved value", {
+            let mut c = vv(&["env", "decrypt"]);
+            c.env("STORE_PASSWORD", KEY).env(&moved, enc_value);
+            c
+        }),
+        ("run, tampered value", {
+            let mut c = vv(&["run", "--", "true"]);
+            c.env("STORE_PASSWORD", KEY).env(enc_name, &tampered);
+            c
+        }),
+        ("unseal, revoked", {
+            let mut c = vv(&["unseal", "--envelope", &jwe, "--fleet"]);
+            c.arg(&root).args(["--device", "dev-1"]);
+            c
+        }),
+    ] {
+        let r = run(&mut cmd);
+        assert_ne!(r.code, Some(0), "{what} should fail: {}", r.stderr);
+        assert!(
+            !r.stdout.contains(KEY) && !r.stdout.contains(ENV_PLAINTEXT),
+            "{what}"
+        );
+        assert!(r.stderr.contains("error"), "{what}: {}", r.stderr);
+        logs.push((what.to_owned(), r.stderr));
+    }
     let (code, server_log) = server.terminate();
     assert_eq!(code, Some(0));
     // The logs are really there: the server logged each decision by device.
@@ -1441,6 +1532,7 @@ fn no_secret_reaches_a_log_line_or_the_audit() {
     // What must never show up.
     let mut secrets: Vec<(String, String)> = vec![
         ("the store key".into(), KEY.into()),
+        ("a wrong store key".into(), "f".repeat(64)),
         ("the env plaintext".into(), ENV_PLAINTEXT.into()),
         ("the file plaintext".into(), FILE_PLAINTEXT.into()),
     ];
