@@ -10,6 +10,7 @@ mod original;
 mod rclone_interop;
 mod run;
 mod seal;
+mod security;
 mod server;
 mod server_replicas;
 mod store_cmds;

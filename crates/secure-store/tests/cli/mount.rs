@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use super::harness::*;
 
 /// Whether FUSE can be used here; panics when it must be (CI).
-fn fuse_ready() -> bool {
+pub(super) fn fuse_ready() -> bool {
     let fusermount = std::env::var_os("PATH").is_some_and(|paths| {
         std::env::split_paths(&paths).any(|p| p.join("fusermount3").is_file())
     });
@@ -54,13 +54,13 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// A foreground `secure-store mount` child. Dropping it kills the child
 /// and clears the mount point, so a failing test leaves nothing mounted.
-struct MountProc {
+pub(super) struct MountProc {
     child: Option<Child>,
     dir: PathBuf,
 }
 
 impl MountProc {
-    fn start(store: &Path, dir: &Path, extra: &[&str]) -> MountProc {
+    pub(super) fn start(store: &Path, dir: &Path, extra: &[&str]) -> MountProc {
         let mut cmd = ss(["mount"]);
         cmd.arg(store)
             .arg(dir)
@@ -83,7 +83,7 @@ impl MountProc {
     }
 
     /// SIGTERM, then the exit code once it has unmounted.
-    fn stop(mut self) -> Option<i32> {
+    pub(super) fn stop(mut self) -> Option<i32> {
         let mut child = self.child.take().unwrap();
         signal(child.id(), "TERM");
         let mut status = None;
