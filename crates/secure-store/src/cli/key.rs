@@ -93,7 +93,7 @@ pub fn keygen(out: Option<&Path>) -> anyhow::Result<ExitCode> {
             writeln!(file, "{}", key.expose())
                 .and_then(|()| file.sync_all())
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!("wrote a new store key to {} (mode 0600)", path.display());
+            tracing::info!("wrote a new store key to {} (mode 0600)", path.display());
         }
     }
     Ok(ExitCode::SUCCESS)

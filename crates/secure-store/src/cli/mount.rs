@@ -137,7 +137,7 @@ fn spawn_daemon() -> anyhow::Result<ExitCode> {
         let _ = BufReader::new(stdout).read_line(&mut line);
     }
     if line.trim_end() == READY {
-        eprintln!("mount daemon running (pid {})", child.id());
+        tracing::info!("mount daemon running (pid {})", child.id());
         // The relay thread ends with the process; later daemon logs go
         // nowhere (run in the foreground under a supervisor to keep them).
         return Ok(ExitCode::SUCCESS);

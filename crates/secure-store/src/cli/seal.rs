@@ -151,7 +151,7 @@ pub fn run(args: SealArgs) -> anyhow::Result<ExitCode> {
             file.write_all(jwe.as_bytes())
                 .and_then(|()| file.sync_all())
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            eprintln!(
+            tracing::info!(
                 "wrote the envelope to {} ({} bytes)",
                 path.display(),
                 jwe.len()

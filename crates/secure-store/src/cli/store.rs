@@ -273,12 +273,12 @@ pub fn run(cmd: StoreCommand, ui: Ui) -> anyhow::Result<ExitCode> {
             store::rekey(&paths, &old, &new)?;
             if generated {
                 println!("{}", new.expose());
-                eprintln!(
+                tracing::warn!(
                     "re-keyed {}; the new store key is on stdout: keep it safe",
                     paths.config.display()
                 );
             } else {
-                eprintln!("re-keyed {}", paths.config.display());
+                tracing::info!("re-keyed {}", paths.config.display());
             }
             Ok(ExitCode::SUCCESS)
         }

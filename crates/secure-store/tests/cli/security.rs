@@ -1271,16 +1271,15 @@ fn assert_clean(what: &str, text: &str, secrets: &[(String, String)]) {
 }
 
 /// Every stderr line of a `--log-format json` run is one JSON object, but
-/// for the commands' own one-line messages: the final `error: …` line of a
-/// failed command (the CLI's error contract) and `store rekey`'s
-/// "re-keyed PATH" (printed with eprintln, not through the logger).
+/// for the final `error: …` line of a failed command (the CLI's error
+/// contract).
 /// Returns the number of JSON lines.
 fn assert_json_lines(what: &str, stderr: &str) -> usize {
     let mut n = 0;
     for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
         let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
             assert!(
-                line.starts_with("re-keyed ") || line.starts_with("error: "),
+                line.starts_with("error: "),
                 "{what}: not a JSON log line: {line}"
             );
             continue;
