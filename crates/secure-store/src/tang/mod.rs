@@ -200,8 +200,11 @@ fn jwk_files(dir: &Path) -> Result<Vec<(String, bool)>, TangError> {
     Ok(out)
 }
 
-/// The `.jwk` files of `dir` with their contents: (file name, hidden, bytes).
-pub fn read_jwk_files(dir: &Path) -> Result<Vec<(String, bool, Zeroizing<Vec<u8>>)>, TangError> {
+/// One key file read from a directory: (file name, hidden, contents).
+pub type JwkFile = (String, bool, Zeroizing<Vec<u8>>);
+
+/// The `.jwk` files of `dir` with their contents, sorted by name.
+pub fn read_jwk_files(dir: &Path) -> Result<Vec<JwkFile>, TangError> {
     let mut out = Vec::new();
     for (name, hidden) in jwk_files(dir)? {
         let path = dir.join(&name);
