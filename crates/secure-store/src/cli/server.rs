@@ -530,7 +530,14 @@ async fn serve(args: ServerArgs, dir: ServerDir) -> anyhow::Result<ExitCode> {
         };
         while hup.recv().await.is_some() {
             let app = reload_app.clone();
-            match tokio::task::spawn_blocking(move || app.reload_keys()).await {
+            // A key directory is a few small files: read it here, as
+            // before; the database is read off the async threads.
+            let reloaded = if app.keys_from_database() {
+                tokio::task::spawn_blocking(move || app.reload_keys()).await
+            } else {
+                Ok(app.reload_keys())
+            };
+            match reloaded {
                 Ok(Ok(())) => tracing::info!("reloaded the Tang keys"),
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "cannot reload the Tang keys; keeping the old ones")

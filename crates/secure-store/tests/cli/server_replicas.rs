@@ -282,6 +282,13 @@ fn replicas_share_tang_keys_sealed_in_postgres_and_a_rotation_reaches_both() {
     let env = [("SECURE_STORE_TANG_KEK_FILE", kek.as_path())];
     let a = Replica::start_with(fleet.root(), &url, &env);
     let b = Replica::start_with(fleet.root(), &url, &env);
+    // A third one that re-reads the table only on SIGHUP.
+    let hour = Path::new("1h");
+    let c = Replica::start_with(
+        fleet.root(),
+        &url,
+        &[env[0], ("SECURE_STORE_TANG_KEYS_REFRESH", hour)],
+    );
 
     // A wrong key-encryption key: one clear error, no server.
     let wrong = tmp.path().join("wrong.kek");
@@ -349,16 +356,21 @@ fn replicas_share_tang_keys_sealed_in_postgres_and_a_rotation_reaches_both() {
         .and_then(|t| t.split(',').next())
         .unwrap_or_else(|| panic!("{out}"))
         .to_owned();
+    let advertises = |r: &Replica, thp: &str| {
+        ssformat::jose::clevis::verify_advertisement(&r.adv(&fleet, "dev-1"), Some(thp)).is_ok()
+    };
+    assert!(!advertises(&c, &new_sig), "C re-reads only on SIGHUP");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &c.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
     // Both replicas advertise the new key after their next re-read of the
-    // table (every 2 s by default); no deadline asserted here.
-    for replica in [&a, &b] {
+    // table (every 2 s by default), C after the SIGHUP; no deadline
+    // asserted here.
+    for replica in [&a, &b, &c] {
         let mut tries = 0;
-        while ssformat::jose::clevis::verify_advertisement(
-            &replica.adv(&fleet, "dev-1"),
-            Some(&new_sig),
-        )
-        .is_err()
-        {
+        while !advertises(replica, &new_sig) {
             tries += 1;
             assert!(tries < 600, "the new key never reached a replica");
             std::thread::sleep(Duration::from_millis(100));
@@ -370,6 +382,7 @@ fn replicas_share_tang_keys_sealed_in_postgres_and_a_rotation_reaches_both() {
     assert_eq!(unseal(&old, &b), KEY);
     let new = seal(&b, &a);
     assert_eq!(unseal(&new, &a), KEY);
+    assert_eq!(unseal(&new, &c), KEY);
 
     // The database holds no private key in clear: not the imported keys'
     // `d`, nor the rotated ones' (opened here with the KEK to know them).
