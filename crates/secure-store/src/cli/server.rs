@@ -1,5 +1,7 @@
 //! `secure-store server`: runs the Store Server (see `docs/SERVER.md`), and
-//! `secure-store server rotate-keys`: rotates its Tang keys.
+//! `secure-store server rotate-keys`: rotates its Tang keys, and
+//! `secure-store server import-keys`: copies a key directory into the state
+//! database, sealed, for replicas to share (`tang::sealed`).
 //!
 //! Two stages as everywhere in `cli`: parsed arguments ([`ServerArgs`]),
 //! then a resolved configuration that reads the fleet directory, opens the
@@ -34,6 +36,8 @@ use crate::server::{self, App, Limits, Listeners, PeerIdentity, RateLimits};
   STORE_PASSWORD=$(cat store.key) secure-store server --fleet /etc/secure-store/server
   secure-store server --fleet ./fleet --tang-listen 0.0.0.0:8080 --tang-allow 10.0.0.0/8
   secure-store server rotate-keys --fleet ./fleet
+  SECURE_STORE_DATABASE_URL=postgres://… secure-store server --fleet ./fleet \\
+    --tang-kek-file /etc/secure-store/tang.kek      # Tang keys shared in the database
 
 The legacy GET /key is enabled when STORE_PASSWORD (or RCLONE_CONFIG_PASS) is set
 or --legacy-password-file is given."
@@ -170,6 +174,34 @@ pub struct ServerArgs {
     /// Worker threads [default: one per core].
     #[arg(long, value_name = "N", env = "SECURE_STORE_THREADS")]
     threads: Option<usize>,
+
+    /// Take the Tang keys from the state database, sealed under the key-encryption
+    /// key in FILE (64 hex digits or base64 of 32 bytes; mode 0600), instead of
+    /// FLEET/server/tang. SECURE_STORE_TANG_KEK may hold the key itself instead.
+    #[arg(long, value_name = "FILE", env = "SECURE_STORE_TANG_KEK_FILE")]
+    tang_kek_file: Option<PathBuf>,
+
+    /// With database Tang keys: how often to re-read the key table (a rotation
+    /// through any replica reaches this one within that time; SIGHUP re-reads at once).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration, env = "SECURE_STORE_TANG_KEYS_REFRESH")]
+    tang_keys_refresh: Duration,
+}
+
+/// Where the Tang keys of the database commands live.
+#[derive(clap::Args)]
+struct KeyDb {
+    /// State store URL (postgres://… or sqlite:PATH) [default: state.db in the
+    /// server directory or --data-dir].
+    #[arg(long, value_name = "URL", env = "SECURE_STORE_DATABASE_URL")]
+    database_url: Option<String>,
+
+    /// Where state.db lives when no --database-url is given.
+    #[arg(long, value_name = "DIR", env = "SECURE_STORE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// The key-encryption key file (or SECURE_STORE_TANG_KEK holds the key).
+    #[arg(long, value_name = "FILE", env = "SECURE_STORE_TANG_KEK_FILE")]
+    tang_kek_file: Option<PathBuf>,
 }
 
 #[derive(clap::Subcommand)]
@@ -177,11 +209,136 @@ enum ServerCommand {
     /// Hide the current Tang keys (still recover old envelopes) and make a new pair.
     ///
     /// A running server picks the new keys up on SIGHUP (or restart).
+    ///
+    /// With a key-encryption key (--tang-kek-file or SECURE_STORE_TANG_KEK) the
+    /// rotation happens in the state database instead: every replica using
+    /// database keys picks it up within --tang-keys-refresh.
+    #[command(after_help = "Examples:
+  secure-store server rotate-keys --fleet ./fleet
+  secure-store server rotate-keys --database-url \"$URL\" --tang-kek-file /etc/secure-store/tang.kek")]
     RotateKeys {
         /// The fleet directory or the server directory.
         #[arg(long, value_name = "DIR", env = "SECURE_STORE_FLEET")]
-        fleet: PathBuf,
+        fleet: Option<PathBuf>,
+
+        #[command(flatten)]
+        db: KeyDb,
     },
+    /// Copy the Tang keys of FLEET/server/tang (hidden ones too) into the state
+    /// database, sealed under the key-encryption key, for replicas to share.
+    ///
+    /// Keys already in the database are skipped, so running it twice is harmless.
+    #[command(after_help = "Example:
+  (umask 077; openssl rand -hex 32 > /etc/secure-store/tang.kek)
+  secure-store server import-keys --fleet ./fleet --database-url \"$URL\" \\
+    --tang-kek-file /etc/secure-store/tang.kek")]
+    ImportKeys {
+        /// The fleet directory or the server directory.
+        #[arg(long, value_name = "DIR", env = "SECURE_STORE_FLEET")]
+        fleet: PathBuf,
+
+        #[command(flatten)]
+        db: KeyDb,
+    },
+}
+
+/// The Tang key-encryption key from `--tang-kek-file` or
+/// `SECURE_STORE_TANG_KEK`, if either is given (both is an error).
+fn tang_kek(file: Option<&Path>) -> anyhow::Result<Option<crate::tang::sealed::Kek>> {
+    use crate::tang::sealed::{Kek, KEK_ENV};
+    let env = std::env::var_os(KEK_ENV)
+        .map(|v| zeroize::Zeroizing::new(v.to_string_lossy().into_owned()))
+        .filter(|v| !v.is_empty());
+    match (file, env) {
+        (Some(_), Some(_)) => bail!(
+            "both --tang-kek-file (SECURE_STORE_TANG_KEK_FILE) and {KEK_ENV} are set: give one"
+        ),
+        (Some(path), None) => Ok(Some(Kek::from_file(path)?)),
+        (None, Some(text)) => Ok(Some(Kek::parse(&text, &format!("env {KEK_ENV}"))?)),
+        (None, None) => Ok(None),
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Opens the state store of a database command (not inside a runtime).
+fn open_key_db(
+    db: &KeyDb,
+    fleet: Option<&Path>,
+) -> anyhow::Result<(std::sync::Arc<dyn crate::state::Store>, String)> {
+    let default = match (&db.data_dir, fleet) {
+        (Some(d), _) => d.join("state.db"),
+        (None, Some(f)) => ServerDir::locate(f).state_db(),
+        (None, None) if db.database_url.is_none() => bail!(
+            "--database-url (SECURE_STORE_DATABASE_URL), --data-dir or --fleet is needed to find the state database"
+        ),
+        (None, None) => PathBuf::new(),
+    };
+    let shown = match &db.database_url {
+        Some(url) => crate::state::postgres::redact_url(url),
+        None => default.display().to_string(),
+    };
+    let store = crate::state::open(db.database_url.as_deref(), &default)
+        .with_context(|| format!("cannot open the state store {shown}"))?;
+    Ok((store, shown))
+}
+
+fn key_command(command: &ServerCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ServerCommand::RotateKeys { fleet, db } => match tang_kek(db.tang_kek_file.as_deref())? {
+            Some(kek) => {
+                let (store, shown) = open_key_db(db, fleet.as_deref())?;
+                let new = crate::tang::sealed::rotate(store.as_ref(), &kek, unix_now())
+                    .with_context(|| format!("cannot rotate the Tang keys in {shown}"))?;
+                println!(
+                    "rotated the Tang keys in {shown}: new signing key {}, exchange key {}; \
+                     replicas using database keys pick them up within --tang-keys-refresh",
+                    new[0], new[1]
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            None => {
+                let Some(fleet) = fleet else {
+                    bail!("--fleet is required (or a key-encryption key to rotate the keys in the state database)");
+                };
+                let dir = ServerDir::locate(fleet);
+                crate::tang::KeySet::rotate(&dir.tang()).with_context(|| {
+                    format!("cannot rotate the Tang keys in {}", dir.tang().display())
+                })?;
+                println!(
+                    "rotated the Tang keys in {}; send SIGHUP to a running server (or restart it)",
+                    dir.tang().display()
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        },
+        ServerCommand::ImportKeys { fleet, db } => {
+            let Some(kek) = tang_kek(db.tang_kek_file.as_deref())? else {
+                bail!("a key-encryption key is needed: --tang-kek-file FILE (SECURE_STORE_TANG_KEK_FILE) or SECURE_STORE_TANG_KEK");
+            };
+            let dir = ServerDir::locate(fleet).tang();
+            let (store, shown) = open_key_db(db, Some(fleet))?;
+            let (read, inserted) =
+                crate::tang::sealed::import_dir(store.as_ref(), &kek, &dir, unix_now())
+                    .with_context(|| {
+                        format!(
+                            "cannot import the Tang keys of {} into {shown}",
+                            dir.display()
+                        )
+                    })?;
+            println!(
+                "imported {inserted} of {read} Tang keys from {} into {shown} ({} already there)",
+                dir.display(),
+                read - inserted
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// `10s`, `500ms`, `2m`, `1h` or plain seconds.
@@ -208,15 +365,8 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
-    if let Some(ServerCommand::RotateKeys { fleet }) = &args.command {
-        let dir = ServerDir::locate(fleet);
-        crate::tang::KeySet::rotate(&dir.tang())
-            .with_context(|| format!("cannot rotate the Tang keys in {}", dir.tang().display()))?;
-        println!(
-            "rotated the Tang keys in {}; send SIGHUP to a running server (or restart it)",
-            dir.tang().display()
-        );
-        return Ok(ExitCode::SUCCESS);
+    if let Some(command) = &args.command {
+        return key_command(command);
     }
     let Some(fleet) = args.fleet.clone() else {
         bail!(
@@ -312,13 +462,30 @@ async fn serve(args: ServerArgs, dir: ServerDir) -> anyhow::Result<ExitCode> {
             (open_store(&db)?, db.display().to_string())
         }
     };
-    let keys_dir = dir.tang();
-    let keys_dir = keys_dir.is_dir().then_some(keys_dir);
-    if keys_dir.is_none() && !args.legacy {
-        tracing::warn!(dir = %dir.tang().display(), "no Tang key directory: /adv and /rec answer 404");
-    }
-    let mut app = App::new(store, keys_dir, password, limits, rates)
-        .with_context(|| format!("cannot load the Tang keys in {}", dir.tang().display()))?;
+    let kek = tang_kek(args.tang_kek_file.as_deref())?;
+    let mut app = match kek {
+        Some(kek) => {
+            // Database keys: FLEET/server/tang is not read.
+            let app = App::new(store, None, password, limits, rates)?;
+            let shown = db.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut app = app;
+                app.use_database_keys(kek).map(|()| app)
+            })
+            .await
+            .context("the key loading task failed")?
+            .with_context(|| format!("cannot load the Tang keys from the state database {shown}"))?
+        }
+        None => {
+            let keys_dir = dir.tang();
+            let keys_dir = keys_dir.is_dir().then_some(keys_dir);
+            if keys_dir.is_none() && !args.legacy {
+                tracing::warn!(dir = %dir.tang().display(), "no Tang key directory: /adv and /rec answer 404");
+            }
+            App::new(store, keys_dir, password, limits, rates)
+                .with_context(|| format!("cannot load the Tang keys in {}", dir.tang().display()))?
+        }
+    };
     app.policy.tang_allow = args.tang_allow.clone();
     let app = Arc::new(app);
 
@@ -350,6 +517,7 @@ async fn serve(args: ServerArgs, dir: ServerDir) -> anyhow::Result<ExitCode> {
     }
     tracing::info!(
         legacy_key = app.legacy_password.is_some(),
+        tang_keys = if app.keys_from_database() { "database" } else { "directory" },
         state = %db,
         "{line}"
     );
@@ -361,14 +529,46 @@ async fn serve(args: ServerArgs, dir: ServerDir) -> anyhow::Result<ExitCode> {
             return;
         };
         while hup.recv().await.is_some() {
-            match reload_app.reload_keys() {
-                Ok(()) => tracing::info!("reloaded the Tang keys"),
-                Err(e) => {
+            let app = reload_app.clone();
+            // A key directory is a few small files: read it here, as
+            // before; the database is read off the async threads.
+            let reloaded = if app.keys_from_database() {
+                tokio::task::spawn_blocking(move || app.reload_keys()).await
+            } else {
+                Ok(app.reload_keys())
+            };
+            match reloaded {
+                Ok(Ok(())) => tracing::info!("reloaded the Tang keys"),
+                Ok(Err(e)) => {
                     tracing::error!(error = %e, "cannot reload the Tang keys; keeping the old ones")
                 }
+                Err(e) => tracing::error!(error = %e, "the key reload task failed"),
             }
         }
     });
+    if app.keys_from_database() {
+        let refresh_app = app.clone();
+        let every = args.tang_keys_refresh.max(Duration::from_millis(100));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let app = refresh_app.clone();
+                match tokio::task::spawn_blocking(move || app.refresh_keys()).await {
+                    Ok(Ok(true)) => {
+                        tracing::info!("the Tang keys changed in the state database; reloaded")
+                    }
+                    Ok(Ok(false)) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "cannot re-read the Tang keys from the state database; keeping the current ones")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the key refresh task failed"),
+                }
+            }
+        });
+    }
 
     let listeners = Listeners {
         tls: tls_listener,

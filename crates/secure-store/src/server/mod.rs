@@ -18,10 +18,11 @@
 //! as `X-Forwarded-For` are never read.
 
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use crate::state::Store;
+use crate::tang::sealed::{self, Fingerprint, Kek, SealError};
 use crate::tang::KeySet;
 
 pub mod admin;
@@ -144,12 +145,23 @@ impl RateLimits {
     }
 }
 
+/// Where the Tang keys come from.
+enum KeySource {
+    /// None at all (legacy fleets): `/adv` and `/rec` answer 404.
+    None,
+    /// A tangd key directory (`FLEET/server/tang`), re-read on SIGHUP.
+    Dir(std::path::PathBuf),
+    /// The state database's `tang_keys` table, sealed under `kek`
+    /// (replicas share it); `seen` is the table as last loaded.
+    Database { kek: Kek, seen: Mutex<Fingerprint> },
+}
+
 /// Everything the handlers share.
 pub struct App {
     pub store: Arc<dyn Store>,
     /// `None` when the server directory has no Tang keys (legacy fleets).
     keys: RwLock<Option<Arc<KeySet>>>,
-    keys_dir: Option<std::path::PathBuf>,
+    source: KeySource,
     /// The legacy `/key` answer, when enabled.
     pub legacy_password: Option<crate::secret::StoreKey>,
     pub metrics: metrics::Metrics,
@@ -184,7 +196,10 @@ impl App {
         Ok(App {
             store,
             keys: RwLock::new(keys),
-            keys_dir,
+            source: match keys_dir {
+                Some(dir) => KeySource::Dir(dir),
+                None => KeySource::None,
+            },
             legacy_password,
             metrics: metrics::Metrics::default(),
             limits,
@@ -201,16 +216,65 @@ impl App {
         }
     }
 
-    /// Loads the Tang key directory again (after a rotation).
-    pub fn reload_keys(&self) -> Result<(), crate::tang::TangError> {
-        if let Some(dir) = &self.keys_dir {
-            let fresh = Arc::new(KeySet::load(dir)?);
-            match self.keys.write() {
-                Ok(mut k) => *k = Some(fresh),
-                Err(poisoned) => *poisoned.into_inner() = Some(fresh),
+    fn set_keys(&self, fresh: Arc<KeySet>) {
+        match self.keys.write() {
+            Ok(mut k) => *k = Some(fresh),
+            Err(poisoned) => *poisoned.into_inner() = Some(fresh),
+        }
+    }
+
+    /// Switches to the Tang keys shared in the state database, sealed
+    /// under `kek` (docs/STATE.md "Shared Tang keys"), and loads them now.
+    /// Fails (and the server must not start) when the table is empty or
+    /// `kek` does not open a row. Blocking: call it off the async threads.
+    pub fn use_database_keys(&mut self, kek: Kek) -> Result<(), SealError> {
+        let (set, seen) = sealed::load(self.store.as_ref(), &kek)?;
+        self.set_keys(Arc::new(set));
+        self.source = KeySource::Database {
+            kek,
+            seen: Mutex::new(seen),
+        };
+        Ok(())
+    }
+
+    /// Whether the Tang keys come from the state database.
+    pub fn keys_from_database(&self) -> bool {
+        matches!(self.source, KeySource::Database { .. })
+    }
+
+    /// Loads the Tang keys again (SIGHUP, after a rotation): the key
+    /// directory, or the database table. On error the current keys stay.
+    /// Blocking (the database): call it off the async threads.
+    pub fn reload_keys(&self) -> Result<(), SealError> {
+        match &self.source {
+            KeySource::None => {}
+            KeySource::Dir(dir) => self.set_keys(Arc::new(KeySet::load(dir)?)),
+            KeySource::Database { kek, seen } => {
+                let (set, fp) = sealed::load(self.store.as_ref(), kek)?;
+                self.set_keys(Arc::new(set));
+                *seen.lock().unwrap_or_else(|p| p.into_inner()) = fp;
             }
         }
         Ok(())
+    }
+
+    /// With database keys: re-reads the key table and rebuilds the key set
+    /// when a key was added or hidden since the last load (through any
+    /// replica). Returns whether it changed. Cheap when nothing changed:
+    /// one read of the table, nothing unsealed. Blocking.
+    pub fn refresh_keys(&self) -> Result<bool, SealError> {
+        let KeySource::Database { kek, seen } = &self.source else {
+            return Ok(false);
+        };
+        let rows = self.store.tang_keys()?;
+        let fp = sealed::fingerprint(&rows);
+        if *seen.lock().unwrap_or_else(|p| p.into_inner()) == fp {
+            return Ok(false);
+        }
+        let set = sealed::key_set(kek, &rows)?;
+        self.set_keys(Arc::new(set));
+        *seen.lock().unwrap_or_else(|p| p.into_inner()) = fp;
+        Ok(true)
     }
 }
 

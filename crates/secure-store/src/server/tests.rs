@@ -320,3 +320,56 @@ fn unlock_refusals_and_admin() {
             .unwrap();
     });
 }
+
+#[test]
+fn database_keys_load_refresh_after_a_rotation_and_refuse_a_wrong_kek() {
+    use crate::tang::sealed::{self, Kek};
+    let store = Arc::new(crate::state::sqlite::SqliteStore::open_in_memory().unwrap());
+    let kek = || Kek::parse(&"11".repeat(32), "test").unwrap();
+    let new_app = || {
+        App::new(
+            store.clone(),
+            None,
+            None,
+            Limits::default(),
+            RateLimits::default(),
+        )
+        .unwrap()
+    };
+    // An empty table: the server must not start.
+    let mut app = new_app();
+    assert!(matches!(
+        app.use_database_keys(kek()),
+        Err(sealed::SealError::Empty)
+    ));
+    let first = sealed::rotate(store.as_ref(), &kek(), 1).unwrap();
+    let wrong = Kek::parse(&"22".repeat(32), "file /x/tang.kek").unwrap();
+    let err = new_app().use_database_keys(wrong).unwrap_err().to_string();
+    assert!(err.contains("file /x/tang.kek"), "{err}");
+
+    app.use_database_keys(kek()).unwrap();
+    assert!(app.keys_from_database());
+    assert_eq!(
+        app.keys().unwrap().signing_key_ids(),
+        vec![first[0].clone()]
+    );
+    assert!(!app.refresh_keys().unwrap(), "nothing changed");
+    // A rotation made elsewhere (another replica, the CLI).
+    let second = sealed::rotate(store.as_ref(), &kek(), 2).unwrap();
+    assert!(app.refresh_keys().unwrap());
+    assert!(!app.refresh_keys().unwrap());
+    let keys = app.keys().unwrap();
+    assert_eq!(keys.signing_key_ids(), vec![second[0].clone()]);
+    assert!(
+        keys.exchange_key_id(&first[1]).is_some(),
+        "hidden, still there"
+    );
+    // SIGHUP reloads unconditionally.
+    app.reload_keys().unwrap();
+    assert_eq!(
+        app.keys().unwrap().signing_key_ids(),
+        vec![second[0].clone()]
+    );
+    // A directory-keyed app never refreshes from the database.
+    assert!(!new_app().refresh_keys().unwrap());
+}

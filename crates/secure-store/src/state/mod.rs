@@ -6,7 +6,9 @@
 //! implement it over the same schema; [`open`] picks one from a database
 //! URL. Every call is a short
 //! synchronous transaction: the server calls it from `spawn_blocking`.
-//! Nothing here ever holds key material.
+//! Nothing here ever holds key material in clear: the shared Tang keys
+//! ([`TangKeyRow`]) are stored sealed by `tang::sealed` under a key the
+//! database never sees.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -33,6 +35,8 @@ pub enum StateError {
     NoSuchDevice(String),
     #[error("no such rule: {0}")]
     NoSuchRule(i64),
+    #[error("no such Tang key: {0}")]
+    NoSuchTangKey(String),
     #[error("invalid {what}: {detail}")]
     Invalid { what: &'static str, detail: String },
 }
@@ -175,6 +179,35 @@ pub struct AuditVerification {
     pub first_bad_seq: Option<i64>,
 }
 
+/// One Tang key as the database holds it: a private JWK sealed by
+/// `tang::sealed` (AES-256-GCM under the operator's key-encryption key).
+/// The store treats `sealed` as opaque bytes; it never sees a clear key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TangKeyRow {
+    /// S256 JWK thumbprint (base64url), the key's name.
+    pub thumbprint: String,
+    /// Rotated away: not advertised, still answers `/rec`.
+    pub hidden: bool,
+    /// Unix seconds.
+    pub created: i64,
+    /// Sealing format version (`tang::sealed::FORMAT`).
+    pub format: i64,
+    /// nonce ‖ ciphertext ‖ tag.
+    pub sealed: Vec<u8>,
+}
+
+impl std::fmt::Debug for TangKeyRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TangKeyRow")
+            .field("thumbprint", &self.thumbprint)
+            .field("hidden", &self.hidden)
+            .field("created", &self.created)
+            .field("format", &self.format)
+            .field("sealed", &format_args!("<{} bytes>", self.sealed.len()))
+            .finish()
+    }
+}
+
 /// The server's state store.
 pub trait Store: Send + Sync {
     /// Revocation, status and rules for one request.
@@ -195,6 +228,18 @@ pub trait Store: Send + Sync {
     fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StateError>;
     fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, StateError>;
     fn verify_audit(&self) -> Result<AuditVerification, StateError>;
+    /// Every shared Tang key (hidden ones too), ordered by thumbprint.
+    fn tang_keys(&self) -> Result<Vec<TangKeyRow>, StateError>;
+    /// In one transaction: when `hide_current`, hides every advertised key;
+    /// then inserts `rows`, skipping thumbprints already stored (their
+    /// rows are left as they are). Returns how many rows were inserted.
+    fn insert_tang_keys(
+        &self,
+        rows: &[TangKeyRow],
+        hide_current: bool,
+    ) -> Result<usize, StateError>;
+    /// Hides one key ([`StateError::NoSuchTangKey`] when absent).
+    fn hide_tang_key(&self, thumbprint: &str) -> Result<(), StateError>;
 }
 
 /// Opens the state store a database URL names:

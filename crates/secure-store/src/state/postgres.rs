@@ -56,6 +56,7 @@ use super::schema::{self, MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION};
 use super::{
     AuditEvent, AuditFilter, AuditRecord, AuditVerification, Decision, Device, DeviceStatus,
     PolicyInputs, RevocationTarget, Rule, RuleAction, RuleSpec, Sighting, StateError, Store,
+    TangKeyRow,
 };
 
 /// Most connections one store opens at once.
@@ -1034,6 +1035,73 @@ impl Store for PostgresStore {
             Ok(verifier.finish())
         })
     }
+
+    fn tang_keys(&self) -> Result<Vec<TangKeyRow>, StateError> {
+        self.read(|tx| {
+            tx.query(
+                "SELECT thumbprint, hidden, created, format, sealed FROM tang_keys ORDER BY thumbprint",
+                &[],
+            )?
+            .iter()
+            .map(|row| {
+                let thumbprint: String = row.try_get(0)?;
+                let sealed: String = row.try_get(4)?;
+                Ok(TangKeyRow {
+                    sealed: schema::decode_sealed(&thumbprint, &sealed)?,
+                    hidden: row.try_get::<_, i64>(1)? != 0,
+                    created: row.try_get(2)?,
+                    format: row.try_get(3)?,
+                    thumbprint,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn insert_tang_keys(
+        &self,
+        rows: &[TangKeyRow],
+        hide_current: bool,
+    ) -> Result<usize, StateError> {
+        for r in rows {
+            schema::check_thumbprint(&r.thumbprint)?;
+        }
+        let encoded: Vec<String> = rows
+            .iter()
+            .map(|r| schema::encode_sealed(&r.sealed))
+            .collect();
+        self.write(|tx| {
+            if hide_current {
+                tx.execute("UPDATE tang_keys SET hidden = 1 WHERE hidden = 0", &[])?;
+            }
+            let ins = tx.prepare(
+                "INSERT INTO tang_keys (thumbprint, hidden, created, format, sealed) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (thumbprint) DO NOTHING",
+            )?;
+            let mut inserted = 0;
+            for (r, sealed) in rows.iter().zip(&encoded) {
+                let hidden = i64::from(r.hidden);
+                inserted += tx.execute(
+                    &ins,
+                    &[&r.thumbprint, &hidden, &r.created, &r.format, sealed],
+                )?;
+            }
+            Ok(inserted as usize)
+        })
+    }
+
+    fn hide_tang_key(&self, thumbprint: &str) -> Result<(), StateError> {
+        self.write(|tx| {
+            if tx.execute(
+                "UPDATE tang_keys SET hidden = 1 WHERE thumbprint = $1",
+                &[&thumbprint],
+            )? == 0
+            {
+                return Err(StateError::NoSuchTangKey(thumbprint.to_owned()));
+            }
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1140,6 +1208,20 @@ mod tests {
     fn audit_appends_chain_and_filters() {
         let Some(url) = database() else { return };
         suite::audit_appends_chain_and_filters(&PostgresStore::open(&url).unwrap());
+    }
+
+    #[test]
+    fn tang_keys_insert_list_hide() {
+        let Some(url) = database() else { return };
+        suite::tang_keys_insert_list_hide(&PostgresStore::open(&url).unwrap());
+    }
+
+    #[test]
+    fn tang_key_rotation_through_replica_a_is_seen_by_replica_b() {
+        let Some(url) = database() else { return };
+        let a = PostgresStore::open(&url).unwrap();
+        let b = PostgresStore::open(&url).unwrap();
+        suite::tang_key_rotation_through_one_instance_is_seen_by_another(&a, &b);
     }
 
     #[test]
@@ -1298,7 +1380,8 @@ mod tests {
                 "devices",
                 "revocations",
                 "rules",
-                "schema_migrations"
+                "schema_migrations",
+                "tang_keys"
             ]
         );
     }

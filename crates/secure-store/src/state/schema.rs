@@ -19,10 +19,13 @@ pub const MIGRATIONS_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied BIGINT NOT NULL)";
 
 /// Every migration, in order: (version, SQL).
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("migrations/0001_initial.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("migrations/0001_initial.sql")),
+    (2, include_str!("migrations/0002_tang_keys.sql")),
+];
 
 /// The schema version this program writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Longest device id, group or store name we store.
 pub const MAX_NAME_LEN: usize = 256;
@@ -37,6 +40,37 @@ pub fn check_name(what: &'static str, name: &str) -> Result<(), StateError> {
         });
     }
     Ok(())
+}
+
+/// Checks a Tang key thumbprint: 1 to 128 base64url characters.
+pub fn check_thumbprint(thp: &str) -> Result<(), StateError> {
+    if thp.is_empty()
+        || thp.len() > 128
+        || !thp
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(StateError::Invalid {
+            what: "Tang key thumbprint",
+            detail: format!("{thp:?} (base64url)"),
+        });
+    }
+    Ok(())
+}
+
+/// The stored text of a sealed Tang key (`tang_keys.sealed`): base64url
+/// without padding.
+pub fn encode_sealed(sealed: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
+}
+
+/// The bytes of a stored `tang_keys.sealed` text.
+pub fn decode_sealed(thp: &str, text: &str) -> Result<Vec<u8>, StateError> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| StateError::Database(format!("Tang key {thp}: sealed value is not base64url")))
 }
 
 /// A certificate serial in its stored form: lower-case hex without

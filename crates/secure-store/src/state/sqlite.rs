@@ -38,6 +38,7 @@ use super::schema::{self, MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION};
 use super::{
     AuditEvent, AuditFilter, AuditRecord, AuditVerification, Decision, Device, DeviceStatus,
     PolicyInputs, RevocationTarget, Rule, RuleAction, RuleSpec, Sighting, StateError, Store,
+    TangKeyRow,
 };
 
 /// How long a writer waits for another writer's lock before failing.
@@ -803,6 +804,71 @@ impl Store for SqliteStore {
             Ok(verifier.finish())
         })
     }
+
+    fn tang_keys(&self) -> Result<Vec<TangKeyRow>, StateError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT thumbprint, hidden, created, format, sealed FROM tang_keys ORDER BY thumbprint",
+            )?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let thumbprint: String = row.get(0)?;
+                let sealed: String = row.get(4)?;
+                out.push(TangKeyRow {
+                    sealed: schema::decode_sealed(&thumbprint, &sealed)?,
+                    hidden: row.get::<_, i64>(1)? != 0,
+                    created: row.get(2)?,
+                    format: row.get(3)?,
+                    thumbprint,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn insert_tang_keys(
+        &self,
+        rows: &[TangKeyRow],
+        hide_current: bool,
+    ) -> Result<usize, StateError> {
+        for r in rows {
+            schema::check_thumbprint(&r.thumbprint)?;
+        }
+        self.write(|tx| {
+            if hide_current {
+                tx.execute("UPDATE tang_keys SET hidden = 1 WHERE hidden = 0", [])?;
+            }
+            let mut inserted = 0;
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO tang_keys (thumbprint, hidden, created, format, sealed) \
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (thumbprint) DO NOTHING",
+            )?;
+            for r in rows {
+                inserted += ins.execute((
+                    &r.thumbprint,
+                    i64::from(r.hidden),
+                    r.created,
+                    r.format,
+                    schema::encode_sealed(&r.sealed),
+                ))?;
+            }
+            Ok(inserted)
+        })
+    }
+
+    fn hide_tang_key(&self, thumbprint: &str) -> Result<(), StateError> {
+        self.write(|tx| {
+            if tx.execute(
+                "UPDATE tang_keys SET hidden = 1 WHERE thumbprint = ?1",
+                [thumbprint],
+            )? == 0
+            {
+                return Err(StateError::NoSuchTangKey(thumbprint.to_owned()));
+            }
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -927,6 +993,20 @@ mod tests {
     #[test]
     fn audit_appends_chain_and_filters() {
         suite::audit_appends_chain_and_filters(&memory());
+    }
+
+    #[test]
+    fn tang_keys_insert_list_hide() {
+        suite::tang_keys_insert_list_hide(&memory());
+    }
+
+    #[test]
+    fn tang_key_rotation_through_one_instance_is_seen_by_another() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("state.db");
+        let a = SqliteStore::open(&path).unwrap();
+        let b = SqliteStore::open(&path).unwrap();
+        suite::tang_key_rotation_through_one_instance_is_seen_by_another(&a, &b);
     }
 
     /// A file database holding a chain of `n` entries, and raw SQL on it.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::chain::GENESIS_HASH;
 use super::{
     AuditEvent, AuditFilter, AuditVerification, Decision, DeviceStatus, RevocationTarget,
-    RuleAction, RuleSpec, Sighting, StateError, Store,
+    RuleAction, RuleSpec, Sighting, StateError, Store, TangKeyRow,
 };
 
 pub fn ip(s: &str) -> IpAddr {
@@ -416,4 +416,90 @@ pub fn concurrent_appenders_in_two_stores_keep_one_chain(stores: [Arc<dyn Store>
             .unwrap();
         assert_eq!(mine.len(), PER_THREAD as usize, "{dev}");
     }
+}
+
+pub fn tang_row(thp: &str, hidden: bool, created: i64) -> TangKeyRow {
+    TangKeyRow {
+        thumbprint: thp.to_owned(),
+        hidden,
+        created,
+        format: 1,
+        // Opaque to the store: every byte value must round-trip.
+        sealed: (0..=255u8).chain(thp.bytes()).collect(),
+    }
+}
+
+pub fn tang_keys_insert_list_hide(store: &dyn Store) {
+    assert!(store.tang_keys().unwrap().is_empty());
+    let first = [tang_row("sig-A", false, 10), tang_row("exc-A", false, 10)];
+    assert_eq!(store.insert_tang_keys(&first, false).unwrap(), 2);
+    let rows = store.tang_keys().unwrap();
+    assert_eq!(
+        rows,
+        vec![first[1].clone(), first[0].clone()],
+        "ordered by thumbprint"
+    );
+    // An already-stored thumbprint is skipped and left as it was.
+    let again = [tang_row("sig-A", true, 99), tang_row("old_1", true, 5)];
+    assert_eq!(store.insert_tang_keys(&again, false).unwrap(), 1);
+    let rows = store.tang_keys().unwrap();
+    assert_eq!(rows.len(), 3);
+    let sig = rows.iter().find(|r| r.thumbprint == "sig-A").unwrap();
+    assert_eq!((sig.hidden, sig.created), (false, 10));
+    assert!(rows.iter().any(|r| r.thumbprint == "old_1" && r.hidden));
+
+    store.hide_tang_key("exc-A").unwrap();
+    assert!(store
+        .tang_keys()
+        .unwrap()
+        .iter()
+        .any(|r| r.thumbprint == "exc-A" && r.hidden));
+    assert!(matches!(
+        store.hide_tang_key("nope"),
+        Err(StateError::NoSuchTangKey(t)) if t == "nope"
+    ));
+    for bad in ["", "a/b", "a b", "x\n"] {
+        assert!(
+            matches!(
+                store.insert_tang_keys(&[tang_row(bad, false, 1)], false),
+                Err(StateError::Invalid { .. })
+            ),
+            "{bad:?}"
+        );
+    }
+    assert_eq!(store.tang_keys().unwrap().len(), 3);
+}
+
+pub fn tang_key_rotation_through_one_instance_is_seen_by_another(a: &dyn Store, b: &dyn Store) {
+    a.insert_tang_keys(&[tang_row("s1", false, 1), tang_row("e1", false, 1)], false)
+        .unwrap();
+    let seen: Vec<(String, bool)> = b
+        .tang_keys()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.thumbprint, r.hidden))
+        .collect();
+    assert_eq!(seen, [("e1".to_owned(), false), ("s1".to_owned(), false)]);
+    // A rotation: the new pair in and the old hidden, in one transaction.
+    assert_eq!(
+        b.insert_tang_keys(&[tang_row("s2", false, 2), tang_row("e2", false, 2)], true)
+            .unwrap(),
+        2
+    );
+    let seen: Vec<(String, bool)> = a
+        .tang_keys()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.thumbprint, r.hidden))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("e1".to_owned(), true),
+            ("e2".to_owned(), false),
+            ("s1".to_owned(), true),
+            ("s2".to_owned(), false)
+        ]
+    );
+    assert_eq!(a.tang_keys().unwrap(), b.tang_keys().unwrap());
 }

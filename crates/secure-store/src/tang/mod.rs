@@ -17,6 +17,10 @@
 //! multiplication. It is `Send + Sync`; share it behind an `Arc` and
 //! [`KeySet::load`] a new one after a rotation.
 //!
+//! Replicas sharing one state database keep the keys there instead, sealed
+//! under the operator's key-encryption key ([`sealed`]); they build their
+//! set with [`KeySet::from_jwks`] from the unsealed texts.
+//!
 //! Differences from tangd, on purpose: a `.jwk` file that is not a valid
 //! P-521 ES512 or ECMR private key is an error naming the file (tangd
 //! skips bad JSON and fails later); an empty directory is not populated by
@@ -24,6 +28,7 @@
 //! `alg`, `crv`, `key_ops` (public operations only), `kty`, `x`, `y`.
 
 pub mod clevis;
+pub mod sealed;
 
 use std::collections::HashMap;
 use std::fs;
@@ -60,6 +65,10 @@ pub enum TangError {
     /// 500: the key set has no advertised signing key.
     #[error("no usable Tang keys (an advertised ES512 signing key is needed)")]
     NoKeys,
+    /// 500: a key held in memory (e.g. unsealed from the database) that is
+    /// not a P-521 Tang key.
+    #[error("Tang key {name}: {reason}")]
+    BadKey { name: String, reason: String },
     /// 500: a key file that is not a P-521 Tang key.
     #[error("Tang key file {}: {reason}", path.display())]
     BadKeyFile { path: PathBuf, reason: String },
@@ -191,6 +200,49 @@ fn jwk_files(dir: &Path) -> Result<Vec<(String, bool)>, TangError> {
     Ok(out)
 }
 
+/// One key file read from a directory: (file name, hidden, contents).
+pub type JwkFile = (String, bool, Zeroizing<Vec<u8>>);
+
+/// The `.jwk` files of `dir` with their contents, sorted by name.
+pub fn read_jwk_files(dir: &Path) -> Result<Vec<JwkFile>, TangError> {
+    let mut out = Vec::new();
+    for (name, hidden) in jwk_files(dir)? {
+        let path = dir.join(&name);
+        let bytes =
+            Zeroizing::new(fs::read(&path).map_err(io_err("cannot read Tang key file", &path))?);
+        out.push((name, hidden, bytes));
+    }
+    Ok(out)
+}
+
+/// Parses one private Tang JWK (the `d` member of the parsed JSON is
+/// zeroized); the error is the reason, without the key's name.
+fn parse_key(bytes: &[u8], hidden: bool) -> Result<Key, String> {
+    let mut obj: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
+    let private = PrivateKey::from_jwk(&obj).map_err(|e| e.to_string());
+    if let Some(Value::String(d)) = obj.get_mut("d") {
+        d.zeroize();
+    }
+    let private = private?;
+    let role = match obj.get("alg").and_then(Value::as_str) {
+        Some("ES512") => Role::Signing,
+        Some("ECMR") => Role::Exchange,
+        _ => return Err("alg is neither ES512 nor ECMR".into()),
+    };
+    let s256 = private.public().thumbprint(ThpHash::S256);
+    Ok(Key {
+        role,
+        hidden,
+        s256,
+        can_sign_and_verify: permits(&obj, false, "sign") && permits(&obj, false, "verify"),
+        can_sign: permits(&obj, false, "sign"),
+        derive_advertised: permits(&obj, false, "deriveKey"),
+        derive_required: permits(&obj, true, "deriveKey"),
+        payload_entry: payload_entry(&obj, &private),
+        private,
+    })
+}
+
 fn new_key(role: Role) -> Result<(String, Zeroizing<String>), TangError> {
     let random = Zeroizing::new(random::<COORD_LEN>());
     let key = PrivateKey::from_random(&random).map_err(TangError::Jose)?;
@@ -270,40 +322,56 @@ impl KeySet {
     /// Loads every key (hidden ones too) from `dir`.
     pub fn load(dir: &Path) -> Result<KeySet, TangError> {
         let mut keys = Vec::new();
-        for (name, hidden) in jwk_files(dir)? {
+        for (name, hidden, bytes) in read_jwk_files(dir)? {
             let path = dir.join(&name);
-            let bad = |reason: String| TangError::BadKeyFile {
+            let key = parse_key(&bytes, hidden).map_err(|reason| TangError::BadKeyFile {
                 path: path.clone(),
                 reason,
-            };
-            let bytes = Zeroizing::new(
-                fs::read(&path).map_err(io_err("cannot read Tang key file", &path))?,
-            );
-            let mut obj: Value =
-                serde_json::from_slice(&bytes).map_err(|e| bad(format!("not JSON ({e})")))?;
-            let private = PrivateKey::from_jwk(&obj).map_err(|e| bad(e.to_string()));
-            if let Some(Value::String(d)) = obj.get_mut("d") {
-                d.zeroize();
-            }
-            let private = private?;
-            let role = match obj.get("alg").and_then(Value::as_str) {
-                Some("ES512") => Role::Signing,
-                Some("ECMR") => Role::Exchange,
-                _ => return Err(bad("alg is neither ES512 nor ECMR".into())),
-            };
-            let s256 = private.public().thumbprint(ThpHash::S256);
-            keys.push(Key {
-                role,
-                hidden,
-                s256,
-                can_sign_and_verify: permits(&obj, false, "sign") && permits(&obj, false, "verify"),
-                can_sign: permits(&obj, false, "sign"),
-                derive_advertised: permits(&obj, false, "deriveKey"),
-                derive_required: permits(&obj, true, "deriveKey"),
-                payload_entry: payload_entry(&obj, &private),
-                private,
-            });
+            })?;
+            keys.push(key);
         }
+        Ok(Self::build(keys))
+    }
+
+    /// A key set from private JWK texts held in memory: `(name, JSON,
+    /// hidden)`, e.g. keys unsealed from the state database
+    /// (`tang::sealed`). The same checks as [`KeySet::load`]; an error
+    /// names the key by `name`. The texts are not kept (the caller
+    /// zeroizes them).
+    pub fn from_jwks<'a>(
+        jwks: impl IntoIterator<Item = (&'a str, &'a [u8], bool)>,
+    ) -> Result<KeySet, TangError> {
+        let mut keys = Vec::new();
+        for (name, json, hidden) in jwks {
+            keys.push(parse_key(json, hidden).map_err(|reason| TangError::BadKey {
+                name: name.to_owned(),
+                reason,
+            })?);
+        }
+        Ok(Self::build(keys))
+    }
+
+    /// A new ES512 signing key and ECMR exchange key, in memory: `(S256
+    /// thumbprint, private JWK text)` each, the texts tangd writes.
+    pub fn generate_jwks() -> Result<Vec<(String, Zeroizing<String>)>, TangError> {
+        [Role::Signing, Role::Exchange]
+            .into_iter()
+            .map(new_key)
+            .collect()
+    }
+
+    /// The S256 thumbprint of a private Tang JWK text (checked as
+    /// [`KeySet::from_jwks`] checks it).
+    pub fn jwk_thumbprint(name: &str, json: &[u8]) -> Result<String, TangError> {
+        parse_key(json, false)
+            .map(|k| k.s256)
+            .map_err(|reason| TangError::BadKey {
+                name: name.to_owned(),
+                reason,
+            })
+    }
+
+    fn build(mut keys: Vec<Key>) -> KeySet {
         // tangd looks keys up advertised first, then hidden.
         keys.sort_by_key(|k| k.hidden);
         let mut by_thp = HashMap::new();
@@ -326,12 +394,12 @@ impl KeySet {
             }
         }
         let payload = format!(r#"{{"keys": [{}]}}"#, entries.join(", "));
-        Ok(KeySet {
+        KeySet {
             keys,
             by_thp,
             signers,
             payload_b64: b64::encode(payload.as_bytes()),
-        })
+        }
     }
 
     fn find(&self, thp: &str) -> Option<&Key> {
@@ -549,6 +617,32 @@ mod tests {
         fs::remove_file(tmp.path().join("broken.jwk")).unwrap();
         fs::write(tmp.path().join("notes.txt"), "ignored").unwrap();
         assert!(KeySet::load(tmp.path()).is_ok());
+    }
+
+    #[test]
+    fn from_jwks_matches_the_directory_and_names_a_bad_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        KeySet::generate(tmp.path()).unwrap();
+        KeySet::rotate(tmp.path()).unwrap();
+        let files = read_jwk_files(tmp.path()).unwrap();
+        let set = KeySet::from_jwks(
+            files
+                .iter()
+                .map(|(name, hidden, bytes)| (name.as_str(), bytes.as_slice(), *hidden)),
+        )
+        .unwrap();
+        let dir = KeySet::load(tmp.path()).unwrap();
+        assert_eq!(set.signing_key_ids(), dir.signing_key_ids());
+        assert_eq!(set.payload_b64, dir.payload_b64);
+        assert_eq!(set.exchange_key_ids().len(), 2);
+        for (name, _, bytes) in &files {
+            let thp = KeySet::jwk_thumbprint(name, bytes).unwrap();
+            assert_eq!(format!("{thp}.jwk"), name.trim_start_matches('.'));
+        }
+        let err = KeySet::from_jwks([("row-7", &b"{"[..], false)])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("row-7") && err.contains("not JSON"), "{err}");
     }
 
     #[test]

@@ -29,8 +29,13 @@ struct Replica {
 
 impl Replica {
     fn start(fleet: &Path, database_url: &str) -> Replica {
+        Self::start_with(fleet, database_url, &[])
+    }
+
+    fn start_with(fleet: &Path, database_url: &str, env: &[(&str, &Path)]) -> Replica {
         let mut cmd = ss(["server", "--listen", "127.0.0.1:0", "--fleet"]);
         cmd.arg(fleet)
+            .envs(env.iter().copied())
             .env("SECURE_STORE_DATABASE_URL", database_url)
             .env("STORE_PASSWORD", PASSWORD)
             .stdout(Stdio::piped())
@@ -80,6 +85,20 @@ impl Replica {
         )
         .unwrap();
         call(&self.url("/key"), tls)
+    }
+
+    fn adv(&self, fleet: &FleetDir, device: &str) -> Vec<u8> {
+        let d = fleet.device(device);
+        let read = |p: &Path| std::fs::read(p).unwrap();
+        let tls = secure_store::pki::tls::client_config(
+            &read(&d.ca_cert()),
+            &read(&d.cert()),
+            &read(&d.key()),
+        )
+        .unwrap();
+        let r = call(&self.url("/adv"), tls);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.body
     }
 
     fn admin(&self, fleet: &FleetDir, args: &[&str]) -> String {
@@ -209,4 +228,207 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// The `d` (private scalar) member of a private JWK text.
+fn jwk_d(text: &[u8]) -> String {
+    let v: serde_json::Value = serde_json::from_slice(text).unwrap();
+    v["d"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn replicas_share_tang_keys_sealed_in_postgres_and_a_rotation_reaches_both() {
+    let Some(url) = pg_cluster::fresh_database() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("fleet");
+    ok(ss([
+        "fleet",
+        "init",
+        "--server-name",
+        "localhost",
+        "--server-ip",
+        "127.0.0.1",
+    ])
+    .arg(&root));
+    let fleet = FleetDir::new(&root);
+    ok(ss(["fleet", "enroll"]).arg(fleet.root()).arg("dev-1"));
+    let kek = tmp.path().join("tang.kek");
+    write(&kek, format!("{}\n", "5a".repeat(32)).as_bytes());
+    std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+
+    // Import the fleet's key directory, then take it away: the replicas
+    // can only have their keys from the database.
+    let tang_dir = root.join("server/tang");
+    let mut clear_d: Vec<String> = std::fs::read_dir(&tang_dir)
+        .unwrap()
+        .map(|e| jwk_d(&std::fs::read(e.unwrap().path()).unwrap()))
+        .collect();
+    assert_eq!(clear_d.len(), 2);
+    let import = || {
+        ok(ss(["server", "import-keys", "--fleet"])
+            .arg(&root)
+            .args(["--database-url", &url, "--tang-kek-file"])
+            .arg(&kek))
+    };
+    assert!(import().contains("imported 2 of 2"));
+    assert!(
+        import().contains("imported 0 of 2"),
+        "a second import adds nothing"
+    );
+    std::fs::rename(&tang_dir, tmp.path().join("tang-moved")).unwrap();
+
+    let env = [("SECURE_STORE_TANG_KEK_FILE", kek.as_path())];
+    let a = Replica::start_with(fleet.root(), &url, &env);
+    let b = Replica::start_with(fleet.root(), &url, &env);
+    // A third one that re-reads the table only on SIGHUP.
+    let hour = Path::new("1h");
+    let c = Replica::start_with(
+        fleet.root(),
+        &url,
+        &[env[0], ("SECURE_STORE_TANG_KEYS_REFRESH", hour)],
+    );
+
+    // A wrong key-encryption key: one clear error, no server.
+    let wrong = tmp.path().join("wrong.kek");
+    write(&wrong, "6b".repeat(32).as_bytes());
+    let err = fails(
+        ss(["server", "--listen", "127.0.0.1:0", "--fleet"])
+            .arg(&root)
+            .args(["--database-url", &url, "--tang-kek-file"])
+            .arg(&wrong),
+        "does not open Tang key",
+    );
+    assert!(err.contains(&format!("file {}", wrong.display())), "{err}");
+    assert!(
+        err.contains("chmod 600"),
+        "a readable KEK file is warned about: {err}"
+    );
+
+    // Sealed against A's advertisement, unsealed through B.
+    let seal = |adv_from: &Replica, unlock_at: &Replica| {
+        let out = ok(ss([
+            "seal",
+            "--url",
+            &unlock_at.url(""),
+            "--server",
+            &adv_from.url(""),
+            "--fleet",
+        ])
+        .arg(&root)
+        .env("STORE_PASSWORD", KEY));
+        out.trim()
+            .strip_prefix("SECURE_STORE_ENVELOPE=")
+            .unwrap()
+            .to_owned()
+    };
+    let unseal = |jwe: &str, through: &Replica| {
+        ok(ss([
+            "unseal",
+            "--envelope",
+            jwe,
+            "--server",
+            &through.url(""),
+            "--fleet",
+        ])
+        .arg(&root)
+        .args(["--device", "dev-1"]))
+        .trim()
+        .to_owned()
+    };
+    let old = seal(&a, &b);
+    assert_eq!(unseal(&old, &b), KEY);
+    assert_eq!(unseal(&old, &a), KEY);
+
+    // Rotate through the CLI, in the database only.
+    let out = ok(ss([
+        "server",
+        "rotate-keys",
+        "--database-url",
+        &url,
+        "--tang-kek-file",
+    ])
+    .arg(&kek));
+    let new_sig = out
+        .split("new signing key ")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .unwrap_or_else(|| panic!("{out}"))
+        .to_owned();
+    let advertises = |r: &Replica, thp: &str| {
+        ssformat::jose::clevis::verify_advertisement(&r.adv(&fleet, "dev-1"), Some(thp)).is_ok()
+    };
+    assert!(!advertises(&c, &new_sig), "C re-reads only on SIGHUP");
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &c.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    // Both replicas advertise the new key after their next re-read of the
+    // table (every 2 s by default), C after the SIGHUP; no deadline
+    // asserted here.
+    for replica in [&a, &b, &c] {
+        let mut tries = 0;
+        while !advertises(replica, &new_sig) {
+            tries += 1;
+            assert!(tries < 600, "the new key never reached a replica");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // The old envelope still opens (its key is hidden, not gone); a new one
+    // sealed through B opens through A.
+    assert_eq!(unseal(&old, &a), KEY);
+    assert_eq!(unseal(&old, &b), KEY);
+    let new = seal(&b, &a);
+    assert_eq!(unseal(&new, &a), KEY);
+    assert_eq!(unseal(&new, &c), KEY);
+
+    // The database holds no private key in clear: not the imported keys'
+    // `d`, nor the rotated ones' (opened here with the KEK to know them).
+    let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let rows = db
+        .query(
+            "SELECT thumbprint, hidden, created, format, sealed FROM tang_keys",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows.iter().filter(|r| r.get::<_, i64>(1) == 1).count(), 2);
+    let key = secure_store::tang::sealed::Kek::from_file(&kek).unwrap();
+    let mut raw = Vec::new();
+    for r in &rows {
+        let row = secure_store::state::TangKeyRow {
+            thumbprint: r.get(0),
+            hidden: r.get::<_, i64>(1) == 1,
+            created: r.get(2),
+            format: r.get(3),
+            sealed: secure_store::state::schema::decode_sealed("t", r.get(4)).unwrap(),
+        };
+        let clear = secure_store::tang::sealed::unseal(&key, &row).unwrap();
+        clear_d.push(jwk_d(&clear));
+        raw.extend_from_slice(r.get::<_, &str>(4).as_bytes());
+        raw.extend_from_slice(&row.sealed);
+    }
+    let dump: String = db
+        .query_one("SELECT string_agg(t::TEXT, '|') FROM tang_keys t", &[])
+        .unwrap()
+        .get(0);
+    raw.extend_from_slice(dump.as_bytes());
+    clear_d.sort();
+    clear_d.dedup();
+    assert_eq!(clear_d.len(), 4);
+    for d in &clear_d {
+        let scalar =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, d).unwrap();
+        assert!(
+            !raw.windows(d.len()).any(|w| w == d.as_bytes()),
+            "clear d in the table"
+        );
+        assert!(
+            !raw.windows(scalar.len()).any(|w| w == scalar),
+            "clear scalar in the table"
+        );
+        assert!(!dump.contains(&d[..16]));
+    }
 }
