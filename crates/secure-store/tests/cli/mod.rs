@@ -5,6 +5,7 @@ mod failover;
 mod fleet;
 mod harness;
 mod manual;
+mod migration;
 mod mount;
 mod original;
 mod rclone_interop;
