@@ -197,3 +197,109 @@ fn devices_keep_unlocking_through_replica_b_when_replica_a_is_killed() {
     assert!(refused.is_empty(), "refused unlocks: {refused:#?}");
     drop(b);
 }
+
+/// The load generator of `scripts/bench-scale`: `bench fill-state` writes
+/// filler devices and revocations into a state database, and `bench storm`
+/// with two `--server` URLs spreads its unlocks over two servers sharing
+/// that state (SQLite here: no PostgreSQL needed). Not a measurement.
+#[test]
+fn bench_fill_state_and_a_storm_over_two_servers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    ok(ss([
+        "fleet",
+        "init",
+        "--server-name",
+        "localhost",
+        "--server-ip",
+        "127.0.0.1",
+    ])
+    .arg(&fleet));
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let db = format!("sqlite:{}", data.join("state.db").display());
+    let out = ok(&mut ss([
+        "bench",
+        "fill-state",
+        "--database-url",
+        &db,
+        "--devices",
+        "50",
+        "--revocations",
+        "20",
+        "--threads",
+        "3",
+    ]));
+    assert!(
+        out.contains("filled 50 devices and 20 revocations"),
+        "{out}"
+    );
+
+    let args = [
+        "--rate-per-device",
+        "0",
+        "--rate-per-address",
+        "0",
+        "--database-url",
+        &db,
+    ];
+    let a = Server::start(&fleet, &args, &[]);
+    let b = Server::start(&fleet, &args, &[]);
+    let devices: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(ss(["admin", "--server", &a.url, "--fleet"])
+            .arg(&fleet)
+            .args(["devices", "--json"])))
+        .unwrap();
+    let fillers: Vec<_> = devices
+        .iter()
+        .filter(|d| d["id"].as_str().is_some_and(|id| id.starts_with("filler-")))
+        .collect();
+    assert_eq!(fillers.len(), 50);
+    // Even revocations name filler-0 … filler-9.
+    let revoked = fillers.iter().filter(|d| d["revoked"] == true).count();
+    assert_eq!(revoked, 10, "{fillers:?}");
+
+    let report = ok(ss([
+        "bench", "storm", "--server", &a.url, "--server", &b.url, "--fleet",
+    ])
+    .arg(&fleet)
+    .args([
+        "--devices",
+        "4",
+        "--concurrency",
+        "2",
+        "--duration",
+        "1",
+        "--endpoint",
+        "rec",
+        "--json",
+    ]));
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["servers"], 2, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(report["unlocks"].as_u64().unwrap() > 0, "{report}");
+    // The unlocks alternate between the two servers; each audits the ones
+    // it answered into the one shared chain: all of them are there.
+    let audit: Vec<serde_json::Value> =
+        serde_json::from_str(&ok(ss(["admin", "--server", &b.url, "--fleet"])
+            .arg(&fleet)
+            .args(["audit", "--json", "--limit", "100000"])))
+        .unwrap();
+    let storm = audit
+        .iter()
+        .filter(|e| {
+            e["device"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("storm-"))
+        })
+        .count();
+    assert_eq!(
+        storm as u64,
+        report["unlocks"].as_u64().unwrap(),
+        "{report}"
+    );
+    let verify = ok(ss(["admin", "--server", &b.url, "--fleet"])
+        .arg(&fleet)
+        .args(["audit", "--verify"]));
+    assert!(verify.contains("audit chain ok"), "{verify}");
+}
