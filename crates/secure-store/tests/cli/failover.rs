@@ -302,4 +302,34 @@ fn bench_fill_state_and_a_storm_over_two_servers() {
         .arg(&fleet)
         .args(["audit", "--verify"]));
     assert!(verify.contains("audit chain ok"), "{verify}");
+    // And each server answered about half (its own /metrics, curl with the
+    // admin certificate).
+    let admin = fleet.join("admin");
+    for server in [&a, &b] {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(admin.join("ca.crt"))
+            .arg("--cert")
+            .arg(admin.join("client.crt"))
+            .arg("--key")
+            .arg(admin.join("client.key"))
+            .arg(format!("{}/metrics", server.url))
+            .output()
+            .expect("curl runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let allowed: u64 = text
+            .lines()
+            .find(|l| {
+                l.starts_with(r#"secure_store_requests_total{endpoint="/rec",outcome="allowed""#)
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no allowed /rec in the metrics of {}:\n{text}", server.url));
+        let total = report["unlocks"].as_u64().unwrap();
+        assert!(
+            allowed * 2 + 2 >= total && allowed * 2 <= total + 2,
+            "{} answered {allowed} of {total}",
+            server.url
+        );
+    }
 }
