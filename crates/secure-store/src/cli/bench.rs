@@ -2,7 +2,15 @@
 //! any mTLS server answering `GET /key`, such as the nginx baseline in
 //! `scripts/bench-storm`). N distinct device certificates, C concurrent
 //! workers, a NEW TLS connection (full handshake, no resumption) for every
-//! unlock; reports unlocks per second, p50/p99 latency and errors.
+//! unlock; reports unlocks per second, p50/p99 latency and errors. With
+//! several `--server` URLs (replicas) the unlocks are spread over them in
+//! turn.
+//!
+//! Two hidden helpers for `scripts/bench-scale`: `bench fill-state` puts N
+//! filler devices and M revocations into a state database through the
+//! [`crate::state::Store`] API (so the policy read runs against a big
+//! state), and `bench revoke-latency` measures how long after an
+//! `admin revoke` through one replica another replica refuses the device.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -20,14 +28,64 @@ use crate::client::http::{self, Timeouts};
 pub enum BenchCommand {
     /// Unlock storm: a new mutual-TLS connection per unlock, N device certificates.
     Storm(StormArgs),
+    /// Fill a state database with filler devices and revocations.
+    #[command(hide = true)]
+    FillState(FillArgs),
+    /// Time from an admin revoke through one server to refusal by another.
+    #[command(hide = true)]
+    RevokeLatency(RevokeArgs),
+}
+
+#[allow(missing_debug_implementations)]
+#[derive(clap::Args)]
+pub struct FillArgs {
+    /// The state database (postgres://…, sqlite:PATH or a path).
+    #[arg(long, value_name = "URL", env = "SECURE_STORE_DATABASE_URL")]
+    database_url: String,
+    /// Filler devices to register (each with one serial and one group).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    devices: usize,
+    /// Revocations to add (half device ids, half certificate serials).
+    #[arg(long, value_name = "M", default_value_t = 0)]
+    revocations: usize,
+    /// Writer threads.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    threads: usize,
+}
+
+#[allow(missing_debug_implementations)]
+#[derive(clap::Args)]
+pub struct RevokeArgs {
+    /// The replica the revocation is sent to (admin API).
+    #[arg(long, value_name = "URL")]
+    revoke_via: String,
+    /// The replica polled with the device's certificate until it refuses.
+    #[arg(long, value_name = "URL")]
+    poll: String,
+    /// The fleet directory (its CA enrolls the device, its admin revokes).
+    #[arg(long, value_name = "DIR", env = "SECURE_STORE_FLEET")]
+    fleet: PathBuf,
+    /// How many times to measure (a new device each time).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    repeat: usize,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[allow(missing_debug_implementations)]
 #[derive(clap::Args)]
 pub struct StormArgs {
-    /// The server's base URL (https://HOST:PORT).
-    #[arg(long, value_name = "URL", env = "SECURE_STORE_SERVER")]
-    server: String,
+    /// The server's base URL (https://HOST:PORT); repeat (or comma-separate)
+    /// to spread the unlocks over several replicas in turn.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SECURE_STORE_SERVER",
+        value_delimiter = ',',
+        required = true
+    )]
+    server: Vec<String>,
     /// The fleet directory: its CA key enrolls the bench devices in memory.
     #[arg(long, value_name = "DIR", env = "SECURE_STORE_FLEET")]
     fleet: PathBuf,
@@ -70,11 +128,19 @@ struct Report {
     devices: usize,
     concurrency: usize,
     endpoint: &'static str,
+    servers: usize,
     first_error: Option<String>,
 }
 
 pub fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Storm(args) = cmd;
+    match cmd {
+        BenchCommand::Storm(args) => run_storm(args),
+        BenchCommand::FillState(args) => fill_state(&args),
+        BenchCommand::RevokeLatency(args) => revoke_latency(&args),
+    }
+}
+
+fn run_storm(args: StormArgs) -> anyhow::Result<ExitCode> {
     if args.devices == 0 || args.concurrency == 0 {
         bail!("--devices and --concurrency must be at least 1");
     }
@@ -128,8 +194,15 @@ async fn storm(args: &StormArgs) -> anyhow::Result<Report> {
             body: None,
             ok_status: 201,
         },
-        Endpoint::Rec => rec_unlock(&args.server, configs[0].clone()).await?,
+        // Replicas share the fleet's Tang keys: one advertisement serves all.
+        Endpoint::Rec => rec_unlock(&args.server[0], configs[0].clone()).await?,
     };
+    let urls: Arc<Vec<String>> = Arc::new(
+        args.server
+            .iter()
+            .map(|s| format!("{}{}", s.trim_end_matches('/'), unlock.path))
+            .collect(),
+    );
     let deadline = Instant::now() + Duration::from_secs_f64(args.duration.max(0.1));
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
@@ -142,16 +215,18 @@ async fn storm(args: &StormArgs) -> anyhow::Result<Report> {
         let errors = errors.clone();
         let first_error = first_error.clone();
         let unlock = unlock.clone();
-        let url = format!("{}{}", args.server.trim_end_matches('/'), unlock.path);
+        let urls = urls.clone();
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(4096);
             let timeouts = Timeouts::all(Duration::from_secs(10));
             while Instant::now() < deadline {
-                let i = next.fetch_add(1, Ordering::Relaxed) as usize % configs.len();
+                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let i = n % configs.len();
+                let url = &urls[n % urls.len()];
                 let t0 = Instant::now();
                 let body = unlock.body.as_deref().map(|b| ("application/jwk+json", b));
                 let result = http::request(
-                    &url,
+                    url,
                     unlock.method,
                     body,
                     Some(configs[i].clone()),
@@ -209,6 +284,7 @@ async fn storm(args: &StormArgs) -> anyhow::Result<Report> {
             Endpoint::Key => "key",
             Endpoint::Rec => "rec",
         },
+        servers: args.server.len(),
         first_error,
     })
 }
@@ -284,30 +360,240 @@ fn rec_request_for(adv: &[u8]) -> anyhow::Result<(String, Vec<u8>)> {
 /// (`FLEET/ca/ca.{crt,key}`; nothing is written), resumption off so every
 /// unlock is a full handshake.
 fn device_configs(fleet: &Path, n: usize) -> anyhow::Result<Vec<Arc<rustls::ClientConfig>>> {
-    use crate::pki::ca::{FleetCa, Leaf};
-    let dir = crate::pki::layout::FleetDir::new(fleet);
-    let read =
-        |p: PathBuf| std::fs::read(&p).with_context(|| format!("cannot read {}", p.display()));
-    let ca_pem = read(dir.ca_cert())?;
-    let ca_key = zeroize::Zeroizing::new(read(dir.ca_key())?);
-    let ca = FleetCa::load(&ca_pem, &ca_key).context("cannot load the fleet CA")?;
+    let ca = BenchCa::load(fleet)?;
     let stamp = crate::server::routes::now();
     (0..n)
-        .map(|i| {
-            let leaf = Leaf::Device {
-                id: format!("storm-{stamp}-{i}"),
-                groups: vec!["storm".to_string()],
-            };
-            let issued = ca.issue(&leaf, 1).context("cannot enroll a bench device")?;
-            let config = crate::pki::tls::client_config(
-                &ca_pem,
-                issued.cert_pem.as_bytes(),
-                issued.key_pem.as_bytes(),
-            )
-            .context("cannot build a device TLS configuration")?;
-            let mut config = (*config).clone();
-            config.resumption = rustls::client::Resumption::disabled();
-            Ok(Arc::new(config))
-        })
+        .map(|i| ca.device(&format!("storm-{stamp}-{i}")))
         .collect()
+}
+
+/// The fleet CA, for enrolling bench devices in memory.
+struct BenchCa {
+    ca: crate::pki::ca::FleetCa,
+    ca_pem: Vec<u8>,
+}
+
+impl BenchCa {
+    fn load(fleet: &Path) -> anyhow::Result<BenchCa> {
+        let dir = crate::pki::layout::FleetDir::new(fleet);
+        let ca_pem = read(&dir.ca_cert())?;
+        let ca_key = zeroize::Zeroizing::new(read(&dir.ca_key())?);
+        let ca =
+            crate::pki::ca::FleetCa::load(&ca_pem, &ca_key).context("cannot load the fleet CA")?;
+        Ok(BenchCa { ca, ca_pem })
+    }
+
+    /// A client configuration for device `id` (group `storm`), no resumption.
+    fn device(&self, id: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let leaf = crate::pki::ca::Leaf::Device {
+            id: id.to_owned(),
+            groups: vec!["storm".to_string()],
+        };
+        let issued = self
+            .ca
+            .issue(&leaf, 1)
+            .context("cannot enroll a bench device")?;
+        let config = crate::pki::tls::client_config(
+            &self.ca_pem,
+            issued.cert_pem.as_bytes(),
+            issued.key_pem.as_bytes(),
+        )
+        .context("cannot build a device TLS configuration")?;
+        let mut config = (*config).clone();
+        config.resumption = rustls::client::Resumption::disabled();
+        Ok(Arc::new(config))
+    }
+}
+
+fn read(p: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))
+}
+
+/// `bench fill-state`: filler devices `filler-N` (one serial, group
+/// `filler`, a 10.x.y.z address) and revocations (even: a device id, the
+/// first ones being filler devices; odd: a certificate serial nobody
+/// uses), written through the `Store` API by a few threads.
+fn fill_state(args: &FillArgs) -> anyhow::Result<ExitCode> {
+    let store = crate::state::open(Some(&args.database_url), Path::new("state.db"))
+        .context("cannot open the state database")?;
+    let now = crate::server::routes::now();
+    let threads = args.threads.max(1);
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let mut handles = Vec::new();
+        for t in 0..threads {
+            let store = store.clone();
+            handles.push(scope.spawn(move || -> anyhow::Result<()> {
+                let groups = vec!["filler".to_string()];
+                for i in (t..args.devices).step_by(threads) {
+                    let id = format!("filler-{i}");
+                    let serial = format!("f{i:031x}");
+                    let [_, b, c, d] = (i as u32).to_be_bytes();
+                    store
+                        .record_sighting(&crate::state::Sighting {
+                            device_id: &id,
+                            groups: &groups,
+                            serial: &serial,
+                            address: std::net::IpAddr::from([10, b, c, d]),
+                            at: now,
+                        })
+                        .with_context(|| format!("cannot register {id}"))?;
+                }
+                for j in (t..args.revocations).step_by(threads) {
+                    let target = if j % 2 == 0 {
+                        crate::state::RevocationTarget::Device(format!("filler-{}", j / 2))
+                    } else {
+                        crate::state::RevocationTarget::Serial(format!("e{j:031x}"))
+                    };
+                    store
+                        .revoke(&target, now)
+                        .context("cannot add a revocation")?;
+                }
+                Ok(())
+            }));
+        }
+        for h in handles {
+            h.join()
+                .map_err(|_| anyhow::anyhow!("a fill thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    println!(
+        "filled {} devices and {} revocations in {:.1}s",
+        args.devices,
+        args.revocations,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The result of `bench revoke-latency` (also its `--json` output).
+#[derive(Debug, Serialize)]
+struct RevokeReport {
+    /// Per run: ms from sending the revoke to the first refusal received
+    /// from the polled replica.
+    from_send_ms: Vec<f64>,
+    /// Per run: ms from the revoke's answer to that first refusal (<= 0
+    /// when the refusal came before the admin answer arrived).
+    from_ack_ms: Vec<f64>,
+    /// Polls that started after the revoke was acknowledged and were still
+    /// allowed (should be 0: a change is enforced on the next request).
+    allowed_after_ack: Vec<u64>,
+}
+
+/// `bench revoke-latency`: for each run a fresh in-memory device unlocks
+/// once through `--poll`, then polls it in a tight loop (new connection
+/// per request) while `POST /admin/devices/{id}/revoke` goes to
+/// `--revoke-via`; reports the time until the poller's first `revoked`.
+fn revoke_latency(args: &RevokeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(revoke_runs(args))?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        for (i, (send, ack)) in report
+            .from_send_ms
+            .iter()
+            .zip(&report.from_ack_ms)
+            .enumerate()
+        {
+            println!(
+                "run {i}: refused {send:.1} ms after the revoke was sent ({ack:.1} ms after its answer), {} allowed after the answer",
+                report.allowed_after_ack[i]
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn revoke_runs(args: &RevokeArgs) -> anyhow::Result<RevokeReport> {
+    let ca = BenchCa::load(&args.fleet)?;
+    let admin_dir = crate::pki::layout::FleetDir::new(&args.fleet).admin();
+    let admin = crate::pki::tls::client_config(
+        &read(&admin_dir.ca_cert())?,
+        &read(&admin_dir.cert())?,
+        &zeroize::Zeroizing::new(read(&admin_dir.key())?),
+    )
+    .context("cannot load the fleet's admin identity")?;
+    let timeouts = Timeouts::all(Duration::from_secs(10));
+    let poll_url = format!("{}/key", args.poll.trim_end_matches('/'));
+    let stamp = crate::server::routes::now();
+    let mut report = RevokeReport {
+        from_send_ms: Vec::new(),
+        from_ack_ms: Vec::new(),
+        allowed_after_ack: Vec::new(),
+    };
+    for run in 0..args.repeat.max(1) {
+        let id = format!("revlat-{stamp}-{run}");
+        let device = ca.device(&id)?;
+        let first = http::request(&poll_url, "GET", None, Some(device.clone()), &timeouts)
+            .await
+            .with_context(|| format!("GET {poll_url}"))?;
+        if first.status != 201 {
+            bail!(
+                "{id} is not allowed before the revoke: HTTP {} {}",
+                first.status,
+                String::from_utf8_lossy(&first.body)
+            );
+        }
+        let acked = Arc::new(std::sync::Mutex::new(None::<Instant>));
+        let poller = {
+            let (url, device, acked, timeouts) =
+                (poll_url.clone(), device.clone(), acked.clone(), timeouts);
+            tokio::spawn(async move {
+                let mut allowed_after_ack = 0u64;
+                let give_up = Instant::now() + Duration::from_secs(30);
+                while Instant::now() < give_up {
+                    let began = Instant::now();
+                    let r = http::request(&url, "GET", None, Some(device.clone()), &timeouts).await;
+                    let at = Instant::now();
+                    match r {
+                        Ok(r)
+                            if r.status == 403
+                                && String::from_utf8_lossy(&r.body).contains("revoked") =>
+                        {
+                            return Ok((at, allowed_after_ack));
+                        }
+                        Ok(r) if r.status == 201 => {
+                            let acked = *acked.lock().unwrap_or_else(|p| p.into_inner());
+                            if acked.is_some_and(|ack| ack <= began) {
+                                allowed_after_ack += 1;
+                            }
+                        }
+                        Ok(r) => bail!("unexpected answer while polling: HTTP {}", r.status),
+                        Err(e) => bail!("polling failed: {e}"),
+                    }
+                }
+                bail!("the polled replica never refused the revoked device")
+            })
+        };
+        let url = format!(
+            "{}/admin/devices/{id}/revoke",
+            args.revoke_via.trim_end_matches('/')
+        );
+        let sent = Instant::now();
+        let answer = http::request(&url, "POST", None, Some(admin.clone()), &timeouts)
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let ack = Instant::now();
+        *acked.lock().unwrap_or_else(|p| p.into_inner()) = Some(ack);
+        if answer.status != 200 {
+            bail!("the revoke failed: HTTP {}", answer.status);
+        }
+        let (refused_at, allowed_after_ack) = poller.await.context("the poller failed")??;
+        let ms = |from: Instant, to: Instant| {
+            if to >= from {
+                (to - from).as_secs_f64() * 1000.0
+            } else {
+                -((from - to).as_secs_f64() * 1000.0)
+            }
+        };
+        report.from_send_ms.push(ms(sent, refused_at));
+        report.from_ack_ms.push(ms(ack, refused_at));
+        report.allowed_after_ack.push(allowed_after_ack);
+    }
+    Ok(report)
 }
