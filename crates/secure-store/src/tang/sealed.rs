@@ -4,7 +4,7 @@
 //! Issue 5 asks that replicas share the Tang keys, "encrypted at rest with
 //! a key the operator provides through a file or env value, never stored
 //! in clear in the database". Each private JWK becomes one
-//! [`TangKeyRow`](crate::state::TangKeyRow) (table `tang_keys`, migration
+//! [`TangKeyRow`] (table `tang_keys`, migration
 //! 0002):
 //!
 //! - AES-256-GCM under the 32-byte [`Kek`], a fresh random 12-byte nonce
