@@ -20,6 +20,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod crypt;
+pub mod discovery;
 pub mod envfile;
 pub mod logging;
 pub mod mount;
