@@ -337,10 +337,19 @@ pub fn query_matches(msg: &[u8], ad: &Advertisement) -> Option<u16> {
 /// The servers announced in a response (several instances may share one).
 /// Records with TTL 0 (goodbyes) are ignored. Malformed input gives none.
 pub fn parse_response(msg: &[u8]) -> Vec<Found> {
-    parse_response_inner(msg).unwrap_or_default()
+    parse_response_inner(msg)
+        .map(|(f, _)| f)
+        .unwrap_or_default()
 }
 
-fn parse_response_inner(msg: &[u8]) -> Option<Vec<Found>> {
+/// The instance labels a response withdraws (PTR records with TTL 0).
+pub fn parse_goodbyes(msg: &[u8]) -> Vec<String> {
+    parse_response_inner(msg)
+        .map(|(_, g)| g)
+        .unwrap_or_default()
+}
+
+fn parse_response_inner(msg: &[u8]) -> Option<(Vec<Found>, Vec<String>)> {
     let (_, flags, _, mut r) = parse_questions(msg)?;
     if flags & 0x8000 == 0 {
         return None;
@@ -354,6 +363,7 @@ fn parse_response_inner(msg: &[u8]) -> Option<Vec<Found>> {
     let mut srv: Vec<(Vec<String>, u16, Vec<String>)> = Vec::new();
     let mut txt: Vec<(Vec<String>, String)> = Vec::new();
     let mut a: Vec<(Vec<String>, Ipv4Addr)> = Vec::new();
+    let mut gone = Vec::new();
     for _ in 0..count.min(256) {
         let name = r.name()?;
         let rtype = r.u16()?;
@@ -363,6 +373,12 @@ fn parse_response_inner(msg: &[u8]) -> Option<Vec<Found>> {
         let start = r.pos;
         let rdata = r.bytes(len)?;
         if ttl == 0 {
+            if rtype == TYPE_PTR && same_name(&name, &service) {
+                let mut sub = Reader { msg, pos: start };
+                if let Some(first) = sub.name()?.into_iter().next() {
+                    gone.push(first);
+                }
+            }
             continue;
         }
         match rtype {
@@ -418,7 +434,7 @@ fn parse_response_inner(msg: &[u8]) -> Option<Vec<Found>> {
                 .collect(),
         });
     }
-    Some(found)
+    Some((found, gone))
 }
 
 // ---- interfaces -------------------------------------------------------------
@@ -501,6 +517,28 @@ pub fn addresses_for(
         .filter(|i| !i.loopback)
         .map(|i| i.addr)
         .collect()
+}
+
+/// The first DNS name (subjectAltName) of the first certificate in `pem`:
+/// the name clients check, hence the SRV target we advertise.
+pub fn first_dns_name(pem: &[u8]) -> Option<String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    let cert = block.parse_x509().ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    san.value.general_names.iter().find_map(|n| match n {
+        GeneralName::DNSName(d) if !d.starts_with('*') => Some((*d).to_owned()),
+        _ => None,
+    })
+}
+
+/// This machine's host name (`/proc/sys/kernel/hostname`), `localhost` if unknown.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 // ---- the responder (server side) -------------------------------------------
@@ -759,6 +797,9 @@ mod tests {
     fn goodbyes_announce_nothing() {
         let msg = encode_response(&ad(), &[Ipv4Addr::LOCALHOST], 0, 0, false);
         assert!(parse_response(&msg).is_empty());
+        assert_eq!(parse_goodbyes(&msg), vec!["keys.example".to_owned()]);
+        let live = encode_response(&ad(), &[Ipv4Addr::LOCALHOST], 0, TTL, false);
+        assert!(parse_goodbyes(&live).is_empty());
     }
 
     #[test]

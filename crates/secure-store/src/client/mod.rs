@@ -13,6 +13,7 @@
 //! See docs/CLIENT.md for the user's view and the exit codes.
 
 pub mod backoff;
+pub mod discover;
 pub mod env;
 pub mod http;
 pub mod identity;

@@ -1,5 +1,6 @@
 mod bad_input;
 mod deploy;
+mod discovery;
 mod env_cmds;
 mod fleet;
 mod harness;

@@ -1,0 +1,238 @@
+//! mDNS discovery with real multicast: `secure-store server --mdns`
+//! advertises `_secure-store._tcp.local`; `secure-store run --discover`
+//! (or with no URL) finds it, and mutual TLS still decides; on SIGTERM the
+//! server sends goodbye packets.
+//!
+//! Multicast needs an IPv4 interface with the MULTICAST flag (the kernel
+//! loops our own packets back to local members). When no such interface
+//! exists, or a probe exchange in this process gets no answer, the tests
+//! skip with a message, and FAIL when `SECURE_STORE_REQUIRE_INTEROP=1`.
+
+use std::net::{Ipv4Addr, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use secure_store::discovery::{self, Advertisement, Responder};
+
+use super::harness::*;
+use super::run::{fleet_with_device, seal_offline};
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+/// Whether multicast works here: a responder and a browse in this process.
+/// `Err` says why not.
+fn multicast_works() -> Result<(), String> {
+    if !discovery::interfaces().iter().any(|i| i.multicast) {
+        return Err("no IPv4 interface with the MULTICAST flag is up".into());
+    }
+    let name = unique("probe");
+    let responder = Responder::start(Advertisement {
+        instance: name.clone(),
+        host: "probe.invalid".into(),
+        port: 9,
+        txt: vec!["v=1".into()],
+        bound: Some(Ipv4Addr::LOCALHOST),
+    })
+    .map_err(|e| format!("cannot start a responder: {e}"))?;
+    let mut ok = false;
+    for _ in 0..3 {
+        let found = discovery::browse(Duration::from_secs(1)).map_err(|e| e.to_string())?;
+        if found.iter().any(|f| f.instance == name) {
+            ok = true;
+            break;
+        }
+    }
+    responder.stop();
+    if ok {
+        Ok(())
+    } else {
+        Err("a multicast query got no answer from a responder in this process".into())
+    }
+}
+
+/// Runs the test body only where multicast works (see the module docs).
+fn needs_multicast() -> bool {
+    match multicast_works() {
+        Ok(()) => true,
+        Err(why) => {
+            let required = std::env::var("SECURE_STORE_REQUIRE_INTEROP").as_deref() == Ok("1");
+            assert!(!required, "mDNS needs multicast: {why}");
+            eprintln!("skipping: mDNS needs multicast: {why}");
+            false
+        }
+    }
+}
+
+/// `secure-store server --mdns --mdns-name NAME`, on 127.0.0.1.
+fn start_server(
+    fleet: &std::path::Path,
+    name: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (Child, String) {
+    let mut child = ss([
+        "server",
+        "--listen",
+        "127.0.0.1:0",
+        "--mdns",
+        "--mdns-name",
+        name,
+    ])
+    .arg("--fleet")
+    .arg(fleet)
+    .args(args)
+    .envs(envs.iter().copied())
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("https://"))
+        .map(str::to_owned);
+    let Some(url) = url else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the server did not start: {line:?}");
+    };
+    (child, url)
+}
+
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[test]
+fn run_finds_the_server_by_mdns_and_mutual_tls_still_decides() {
+    if !needs_multicast() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    // The certificate names keys.mdns.test only: no resolver knows it, so
+    // the client must use the SRV target as the TLS name and the A record
+    // from the answer as the address.
+    ok(ss(["fleet", "init", "--server-name", "keys.mdns.test"]).arg(&fleet));
+    let out = ok(ss(["fleet", "enroll"]).arg(&fleet).args(["cam-m", "--env"]));
+    let mtls: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| k.starts_with("MTLS_"))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let name = unique("ss-test");
+    let (mut server, _url) = start_server(&fleet, &name, &[], &[]);
+
+    // A second fleet's server advertised on the same link: found too, but
+    // its certificate is not from our CA, so it is skipped.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let (other_fleet, _) = fleet_with_device(tmp2.path(), "cam-x");
+    let (mut other, _) = start_server(&other_fleet, &unique("ss-other"), &[], &[]);
+
+    // The envelope names a dead URL; --discover adds mDNS after it.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("https://127.0.0.1:{}", dead.local_addr().unwrap().port());
+    drop(dead);
+    let envelope = seal_offline(&fleet, &dead_url);
+    let r = run(ss([
+        "run",
+        "--discover",
+        "--retry-base",
+        "200ms",
+        "--deadline",
+        "60s",
+        "--",
+        "sh",
+        "-c",
+        "echo started",
+    ])
+    .envs(mtls.iter().map(|(k, v)| (k, v)))
+    .env("SECURE_STORE_ENVELOPE", &envelope)
+    .env("RUST_LOG", "info"));
+    let log = super::run::plain(&r.stderr);
+    assert_eq!(r.code, Some(0), "{log}");
+    assert_eq!(r.stdout, "started\n", "{log}");
+    assert!(log.contains("mDNS: found a server"), "{log}");
+    assert!(log.contains("https://keys.mdns.test:"), "{log}");
+
+    stop(&mut other);
+    stop(&mut server);
+}
+
+#[test]
+fn run_without_any_url_browses_and_a_stopped_server_says_goodbye() {
+    if !needs_multicast() {
+        return;
+    }
+    // The original's layout: one self-signed certificate (DNS localhost)
+    // on both ends, GET /key; `run --legacy` with no --server has no URL
+    // at all, so mDNS is its only way to the server.
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("legacy-fleet");
+    ok(ss(["fleet", "init", "--legacy"]).arg(&fleet));
+    let name = unique("ss-bye");
+
+    // A member of the group on every multicast interface, to see the goodbye.
+    let sock = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    sock.set_reuse_address(true).unwrap();
+    sock.bind(&std::net::SocketAddr::from((Ipv4Addr::UNSPECIFIED, discovery::PORT)).into())
+        .unwrap();
+    let sock: UdpSocket = sock.into();
+    for i in discovery::interfaces().iter().filter(|i| i.multicast) {
+        let _ = sock.join_multicast_v4(&discovery::GROUP, &i.addr);
+    }
+
+    let (mut server, _) = start_server(&fleet, &name, &["--legacy"], &[("STORE_PASSWORD", KEY)]);
+    let secret = ok(
+        ss(["env", "encrypt", "--format", "v0", "DB", "postgres://m"]).env("STORE_PASSWORD", KEY),
+    );
+    let secret = secret.trim().split_once('=').unwrap().1.to_owned();
+    let r = run(ss(["run", "--legacy", "--deadline", "60s", "--cert"])
+        .arg(fleet.join("legacy/cert.pem"))
+        .arg("--key")
+        .arg(fleet.join("legacy/key.pem"))
+        .args(["--", "sh", "-c", "echo $DB"])
+        .env("ENCRYPTED_DB", &secret)
+        .env("RUST_LOG", "info"));
+    let log = super::run::plain(&r.stderr);
+    assert_eq!(r.code, Some(0), "{log}");
+    assert_eq!(r.stdout, "postgres://m\n", "{log}");
+    assert!(log.contains("no server URL given"), "{log}");
+
+    stop(&mut server);
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 9000];
+    let mut said_goodbye = false;
+    while start.elapsed() < Duration::from_secs(10) && !said_goodbye {
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            said_goodbye = discovery::parse_goodbyes(&buf[..n]).contains(&name);
+        }
+    }
+    assert!(said_goodbye, "no goodbye packet for {name}");
+    // And it is no longer found.
+    let found = discovery::browse(Duration::from_millis(500)).unwrap();
+    assert!(!found.iter().any(|f| f.instance == name), "{found:?}");
+}
