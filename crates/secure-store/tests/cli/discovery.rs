@@ -171,6 +171,12 @@ fn run_finds_the_server_by_mdns_and_mutual_tls_still_decides() {
     assert!(log.contains("mDNS: found a server"), "{log}");
     assert!(log.contains("https://keys.mdns.test:"), "{log}");
 
+    // `unseal --discover` goes the same way.
+    let key = ok(ss(["unseal", "--discover"])
+        .envs(mtls.iter().map(|(k, v)| (k, v)))
+        .env("SECURE_STORE_ENVELOPE", &envelope));
+    assert_eq!(key.trim(), KEY);
+
     stop(&mut other);
     stop(&mut server);
 }
