@@ -251,3 +251,146 @@ fn run_without_any_url_browses_and_a_stopped_server_says_goodbye() {
     let found = discovery::browse(Duration::from_millis(500)).unwrap();
     assert!(!found.iter().any(|f| f.instance == name), "{found:?}");
 }
+
+/// Two network namespaces joined by a veth pair, deleted on drop.
+struct NetnsPair {
+    names: [String; 2],
+}
+
+impl NetnsPair {
+    /// `Err` when this cannot be done here (not root, no `ip`, no netns).
+    fn create() -> Result<NetnsPair, String> {
+        let tag = format!("{:x}", std::process::id() % 0xfffff);
+        let names = [format!("ssmd{tag}a"), format!("ssmd{tag}b")];
+        let pair = NetnsPair {
+            names: names.clone(),
+        };
+        let (a, b) = (&names[0], &names[1]);
+        let (va, vb) = (format!("vs{tag}a"), format!("vs{tag}b"));
+        let steps: Vec<Vec<&str>> = vec![
+            vec!["netns", "add", a],
+            vec!["netns", "add", b],
+            vec!["link", "add", &va, "type", "veth", "peer", "name", &vb],
+            vec!["link", "set", &va, "netns", a],
+            vec!["link", "set", &vb, "netns", b],
+            vec!["-n", a, "addr", "add", "10.77.0.1/24", "dev", &va],
+            vec!["-n", b, "addr", "add", "10.77.0.2/24", "dev", &vb],
+            vec!["-n", a, "link", "set", &va, "up"],
+            vec!["-n", b, "link", "set", &vb, "up"],
+            vec!["-n", a, "link", "set", "lo", "up"],
+            vec!["-n", b, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            let out = Command::new("ip")
+                .args(&step)
+                .output()
+                .map_err(|e| format!("cannot run ip: {e}"))?;
+            if !out.status.success() {
+                return Err(format!(
+                    "ip {}: {}",
+                    step.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
+        Ok(pair)
+    }
+
+    /// The binary inside namespace `i`.
+    fn ss(&self, i: usize) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .stdin(Stdio::null())
+            .args(["netns", "exec", &self.names[i]])
+            .arg(env!("CARGO_BIN_EXE_secure-store"));
+        cmd
+    }
+}
+
+impl Drop for NetnsPair {
+    fn drop(&mut self) {
+        for n in &self.names {
+            // Deleting a namespace deletes its end of the veth pair too.
+            let _ = Command::new("ip").args(["netns", "del", n]).status();
+        }
+    }
+}
+
+#[test]
+fn run_finds_a_server_in_another_network_namespace_over_veth() {
+    // Server and device on two hosts of one link: a real multicast query
+    // crossing a (virtual) wire, a unicast answer, the server's address on
+    // the device's subnet, and a server listening on 0.0.0.0.
+    let pair = match NetnsPair::create() {
+        Ok(p) => p,
+        Err(why) => {
+            let root = Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+            let required = std::env::var("SECURE_STORE_REQUIRE_INTEROP").as_deref() == Ok("1");
+            assert!(
+                !(required && root),
+                "cannot make a veth pair as root: {why}"
+            );
+            eprintln!("skipping: cannot make two network namespaces joined by veth: {why}");
+            return;
+        }
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = tmp.path().join("fleet");
+    ok(ss(["fleet", "init", "--server-name", "keys.veth.test"]).arg(&fleet));
+    let out = ok(ss(["fleet", "enroll"]).arg(&fleet).args(["cam-v", "--env"]));
+    let mtls: Vec<(String, String)> = out
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| k.starts_with("MTLS_"))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    let envelope = seal_offline(&fleet, "https://127.0.0.1:1");
+
+    let mut server = pair
+        .ss(0)
+        .args(["server", "--listen", "0.0.0.0:8443", "--mdns", "--fleet"])
+        .arg(&fleet)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(
+        line.contains("listening on https://0.0.0.0:8443"),
+        "{line:?}"
+    );
+
+    let r = run(pair
+        .ss(1)
+        .args([
+            "run",
+            "--deadline",
+            "60s",
+            "--retry-base",
+            "200ms",
+            "--discover",
+        ])
+        .args(["--", "sh", "-c", "echo started"])
+        .envs(mtls.iter().map(|(k, v)| (k, v)))
+        .env("SECURE_STORE_ENVELOPE", &envelope)
+        .env("RUST_LOG", "info"));
+    stop(&mut server);
+    let log = super::run::plain(&r.stderr);
+    assert_eq!(r.code, Some(0), "{log}");
+    assert_eq!(r.stdout, "started\n", "{log}");
+    assert!(
+        log.contains("url=https://keys.veth.test:8443 addrs=10.77.0.1:8443"),
+        "{log}"
+    );
+    drop(pair);
+}
