@@ -17,9 +17,11 @@
 //!
 //! Why our own and not a crate: we need one service type, IPv4, a handful
 //! of record types and no cache; that is a few hundred lines of plain
-//! `std` sockets and DNS wire format, with no extra thread pool, no
-//! `unsafe`, and nothing added to the release binary beyond this code
-//! (`mdns-sd` would bring its own event loop and ~200 KiB). Not done:
+//! `std` sockets (plus `socket2`, already built for tokio, for
+//! `SO_REUSEADDR` and `IP_MULTICAST_IF`) and DNS wire format, with no
+//! `unsafe` and no new crate in the build. A general crate such as
+//! `mdns-sd` runs a daemon thread with a record cache and a channel API,
+//! more than a one-shot client and a one-service responder need. Not done:
 //! probing and conflict resolution (§8.1, §9) — the instance name is the
 //! certificate's name, unique within a fleet — IPv6 (AAAA, ff02::fb),
 //! known-answer suppression and the continuous querying of §5.2.
@@ -645,6 +647,7 @@ fn respond_loop(
 ) {
     announce(&socket, &ad, &ifaces, TTL);
     let mut second = Some(Instant::now() + Duration::from_secs(1));
+    let mut last_multicast: Option<Instant> = None;
     let mut buf = [0u8; 9000];
     while !stop.load(Ordering::SeqCst) {
         if second.is_some_and(|t| Instant::now() >= t) {
@@ -682,9 +685,11 @@ fn respond_loop(
             if let Err(e) = socket.send_to(&msg, from) {
                 tracing::debug!(to = %from, "mDNS unicast answer failed: {e}");
             }
-        } else {
-            // A full mDNS querier: multicast answer on every interface.
+        } else if last_multicast.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
+            // A full mDNS querier: multicast answer on every interface, at
+            // most once a second (RFC 6762 §6).
             announce(&socket, &ad, &ifaces, TTL);
+            last_multicast = Some(Instant::now());
         }
     }
     announce(&socket, &ad, &ifaces, 0);
