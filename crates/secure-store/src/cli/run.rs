@@ -52,6 +52,8 @@ Examples:
   MTLS_CERT=... MTLS_KEY=... MTLS_CA=... secure-store run -- node app.js
   # The original server (GET /key):
   secure-store run --legacy --server https://keys.local:8443 --cert cert.pem --key key.pem -- ./app
+  # No URL configured: find a `server --mdns` on the local link (TLS still checks it):
+  SECURE_STORE_ENVELOPE=eyJ... MTLS_CERT=... secure-store run --discover -- ./app
   # Offline, store decrypted into RAM:
   STORE_PASSWORD=... secure-store run --store /data/store --materialize /dev/shm/app -- ./app
 

@@ -33,6 +33,7 @@ use crate::server::{self, App, Limits, Listeners, PeerIdentity, RateLimits};
   secure-store server --fleet ./fleet --listen 0.0.0.0:8443
   STORE_PASSWORD=$(cat store.key) secure-store server --fleet /etc/secure-store/server
   secure-store server --fleet ./fleet --tang-listen 0.0.0.0:8080 --tang-allow 10.0.0.0/8
+  secure-store server --fleet ./fleet --mdns        # advertise _secure-store._tcp.local
   secure-store server rotate-keys --fleet ./fleet
 
 The legacy GET /key is enabled when STORE_PASSWORD (or RCLONE_CONFIG_PASS) is set
