@@ -14,6 +14,7 @@
 //! - [`pki`]: the fleet CA and certificates; [`tang`]: Tang keys and the
 //!   clevis tang pin; [`state`]: the server's state store; [`api`]: wire
 //!   types; [`server`]: the Store Server; [`client`]: the device client;
+//!   [`discovery`]: mDNS advertisement and browsing of `_secure-store._tcp`;
 //!   [`mount`]: the decrypted view of a store (FUSE).
 
 pub mod api;
