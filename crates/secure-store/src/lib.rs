@@ -14,12 +14,14 @@
 //! - [`pki`]: the fleet CA and certificates; [`tang`]: Tang keys and the
 //!   clevis tang pin; [`state`]: the server's state store; [`api`]: wire
 //!   types; [`server`]: the Store Server; [`client`]: the device client;
+//!   [`discovery`]: mDNS advertisement and browsing of `_secure-store._tcp`;
 //!   [`mount`]: the decrypted view of a store (FUSE).
 
 pub mod api;
 pub mod cli;
 pub mod client;
 pub mod crypt;
+pub mod discovery;
 pub mod envfile;
 pub mod logging;
 pub mod mount;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::client::backoff::{parse_duration, Policy};
+use crate::client::discover;
 use crate::client::env as child_env;
 use crate::client::http::Timeouts;
 use crate::client::identity::{self, Identity};
@@ -51,6 +52,8 @@ Examples:
   MTLS_CERT=... MTLS_KEY=... MTLS_CA=... secure-store run -- node app.js
   # The original server (GET /key):
   secure-store run --legacy --server https://keys.local:8443 --cert cert.pem --key key.pem -- ./app
+  # No URL configured: find a `server --mdns` on the local link (TLS still checks it):
+  SECURE_STORE_ENVELOPE=eyJ... MTLS_CERT=... secure-store run --discover -- ./app
   # Offline, store decrypted into RAM:
   STORE_PASSWORD=... secure-store run --store /data/store --materialize /dev/shm/app -- ./app
 
@@ -73,6 +76,11 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub servers: Vec<String>,
+
+    /// Also look for servers by mDNS (_secure-store._tcp.local), after any --server/envelope URL.
+    /// Without a URL at all, discovery is used anyway.
+    #[arg(long, env = "SECURE_STORE_DISCOVER")]
+    pub discover: bool,
 
     /// Client certificate PEM file (MTLS_CERT, base64 PEM, wins over it).
     #[arg(long, value_name = "FILE", env = "MTLS_CERT_FILE")]
@@ -369,11 +377,6 @@ fn choose_source(args: &RunArgs) -> Result<Source, Exit> {
         return Ok(Source::Envelope(envelope));
     }
     if args.legacy {
-        if args.servers.is_empty() {
-            return Err(
-                anyhow::anyhow!("--legacy needs --server URL (or SECURE_STORE_SERVER)").into(),
-            );
-        }
         return Ok(Source::Legacy);
     }
     if let Some(k) = &local_key {
@@ -394,21 +397,28 @@ fn choose_source(args: &RunArgs) -> Result<Source, Exit> {
     .into())
 }
 
-/// The servers to try: `--server`, else the URL sealed into the envelope.
+/// The servers to try: `--server`, else the URL sealed into the envelope;
+/// then mDNS discovery ([`discover::PSEUDO_SERVER`]) with `--discover` or
+/// when there is no URL at all.
 fn servers_for(args: &RunArgs, source: &Source) -> Result<Vec<String>, Exit> {
-    if !args.servers.is_empty() {
-        return Ok(args.servers.clone());
+    let mut servers = if !args.servers.is_empty() {
+        args.servers.clone()
+    } else {
+        match source {
+            Source::Envelope(jwe) => recover::envelope_url(jwe)
+                .filter(|u| !u.trim().is_empty())
+                .into_iter()
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    if args.discover || servers.is_empty() {
+        if servers.is_empty() {
+            tracing::info!("no server URL given: looking for one by mDNS");
+        }
+        servers.push(discover::PSEUDO_SERVER.to_owned());
     }
-    match source {
-        Source::Envelope(jwe) => match recover::envelope_url(jwe) {
-            Some(url) => Ok(vec![url]),
-            None => Err(Exit(
-                codes::DATA,
-                anyhow::anyhow!("the envelope names no server (clevis.tang.url); is it a secure-store/clevis tang envelope?"),
-            )),
-        },
-        _ => Err(anyhow::anyhow!("--legacy needs --server URL (or SECURE_STORE_SERVER)").into()),
-    }
+    Ok(servers)
 }
 
 /// The HTTP client: with the TLS identity when any server is https.
@@ -418,7 +428,10 @@ pub(crate) fn client_for(
     legacy: bool,
     timeout: Duration,
 ) -> anyhow::Result<Client> {
-    let tls = if servers.iter().any(|s| s.starts_with("https://")) {
+    let tls = if servers
+        .iter()
+        .any(|s| s.starts_with("https://") || s == discover::PSEUDO_SERVER)
+    {
         let env = |name: &str| std::env::var(name).ok();
         let id = Identity::load(files, &env)?;
         // The original's one self-signed certificate is its own CA.
@@ -456,9 +469,17 @@ fn network_unlock(
         matches!(source, Source::Legacy),
         args.timeout,
     )?;
-    let mut attempt = |server: &str| match source {
-        Source::Envelope(jwe) => recover::envelope(&client, jwe, server),
-        _ => recover::legacy(&client, server),
+    let mut one = |client: &Client, server: &str| match source {
+        Source::Envelope(jwe) => recover::envelope(client, jwe, server),
+        _ => recover::legacy(client, server),
+    };
+    let wait = discover::browse_wait(args.timeout);
+    let mut attempt = |server: &str| {
+        if server == discover::PSEUDO_SERVER {
+            discover::attempt(&client, wait, &mut one)
+        } else {
+            one(&client, server)
+        }
     };
     unlock::retry(&servers, policy, &mut attempt, stop).map_err(|e| match e {
         RetryError::Refused { .. } => Exit(codes::REVOKED, e.into()),

@@ -19,6 +19,7 @@ use anyhow::{bail, Context};
 use super::key::KeyArgs;
 use super::run::{client_for, codes};
 use crate::client::backoff::parse_duration;
+use crate::client::discover;
 use crate::client::identity;
 use crate::client::recover;
 use crate::client::unlock::Attempt;
@@ -188,6 +189,9 @@ pub struct UnsealArgs {
     /// Ask this server instead of the URL in the envelope.
     #[arg(long, value_name = "URL", env = "SECURE_STORE_SERVER")]
     pub server: Option<String>,
+    /// Find the server by mDNS (_secure-store._tcp.local) instead (also used when there is no URL).
+    #[arg(long, env = "SECURE_STORE_DISCOVER", conflicts_with = "server")]
+    pub discover: bool,
     /// Use this fleet's device (with --device) identity files.
     #[arg(
         long,
@@ -230,8 +234,10 @@ pub fn run_unseal(args: UnsealArgs) -> anyhow::Result<ExitCode> {
     };
     let server = match &args.server {
         Some(s) => s.clone(),
+        None if args.discover => discover::PSEUDO_SERVER.to_owned(),
         None => recover::envelope_url(&jwe)
-            .context("the envelope names no server (clevis.tang.url); pass --server URL")?,
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| discover::PSEUDO_SERVER.to_owned()),
     };
     let device = match (&args.fleet, &args.device) {
         (Some(f), Some(d)) => Some(FleetDir::new(f).device(d)),
@@ -243,7 +249,13 @@ pub fn run_unseal(args: UnsealArgs) -> anyhow::Result<ExitCode> {
         false,
         args.timeout,
     )?;
-    match recover::envelope(&client, &jwe, &server) {
+    let outcome = if server == discover::PSEUDO_SERVER {
+        let wait = discover::browse_wait(args.timeout);
+        discover::attempt(&client, wait, &mut |c, url| recover::envelope(c, &jwe, url))
+    } else {
+        recover::envelope(&client, &jwe, &server)
+    };
+    match outcome {
         Attempt::Ok(key) => {
             tracing::warn!("printing the store key: use this for debugging only");
             println!("{}", key.expose());

@@ -35,6 +35,7 @@ use crate::server::{self, App, Limits, Listeners, PeerIdentity, RateLimits};
   secure-store server --fleet ./fleet --listen 0.0.0.0:8443
   STORE_PASSWORD=$(cat store.key) secure-store server --fleet /etc/secure-store/server
   secure-store server --fleet ./fleet --tang-listen 0.0.0.0:8080 --tang-allow 10.0.0.0/8
+  secure-store server --fleet ./fleet --mdns        # advertise _secure-store._tcp.local
   secure-store server rotate-keys --fleet ./fleet
   SECURE_STORE_DATABASE_URL=postgres://… secure-store server --fleet ./fleet \\
     --tang-kek-file /etc/secure-store/tang.kek      # Tang keys shared in the database
@@ -170,6 +171,19 @@ pub struct ServerArgs {
         env = "SECURE_STORE_RATE_BURST_ADDRESS"
     )]
     rate_burst_address: u32,
+
+    /// Advertise the TLS listener on the local link by mDNS as _secure-store._tcp.local.
+    #[arg(long, env = "SECURE_STORE_MDNS")]
+    mdns: bool,
+
+    /// The mDNS instance name [default: the server certificate's first DNS name, else the host name].
+    #[arg(
+        long,
+        value_name = "NAME",
+        env = "SECURE_STORE_MDNS_NAME",
+        requires = "mdns"
+    )]
+    mdns_name: Option<String>,
 
     /// Worker threads [default: one per core].
     #[arg(long, value_name = "N", env = "SECURE_STORE_THREADS")]
@@ -570,6 +584,16 @@ async fn serve(args: ServerArgs, dir: ServerDir) -> anyhow::Result<ExitCode> {
         });
     }
 
+    let responder = if args.mdns {
+        let ad = mdns_advertisement(&args, &dir, tls_listener.local_addr()?);
+        Some(
+            crate::discovery::Responder::start(ad)
+                .context("cannot start the mDNS responder (--mdns)")?,
+        )
+    } else {
+        None
+    };
+
     let listeners = Listeners {
         tls: tls_listener,
         tang: tang_listener,
@@ -582,8 +606,51 @@ async fn serve(args: ServerArgs, dir: ServerDir) -> anyhow::Result<ExitCode> {
         shutdown_signal(),
     )
     .await;
+    if let Some(r) = responder {
+        tokio::task::spawn_blocking(move || r.stop()).await.ok();
+    }
     tracing::info!("server stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `--mdns` advertises: the SRV target is the name clients check in
+/// the server certificate (its first DNS name; the host name + `.local`
+/// when it has none, which then only works if that name is in it).
+fn mdns_advertisement(
+    args: &ServerArgs,
+    dir: &ServerDir,
+    local: SocketAddr,
+) -> crate::discovery::Advertisement {
+    let cert = if args.legacy {
+        let fleet = args.fleet.as_deref().unwrap_or(dir.root());
+        let fd = crate::pki::layout::FleetDir::new(fleet);
+        if fd.legacy_cert().exists() {
+            fd.legacy_cert()
+        } else {
+            fleet.join("cert.pem")
+        }
+    } else {
+        dir.cert()
+    };
+    let host = std::fs::read(&cert)
+        .ok()
+        .and_then(|pem| crate::discovery::first_dns_name(&pem))
+        .unwrap_or_else(|| {
+            let h = format!("{}.local", crate::discovery::hostname());
+            tracing::warn!(cert = %cert.display(), "the server certificate has no DNS name; advertising {h}, which clients check against it");
+            h
+        });
+    let bound = match local.ip() {
+        std::net::IpAddr::V4(ip) if !ip.is_unspecified() => Some(ip),
+        _ => None,
+    };
+    crate::discovery::Advertisement {
+        instance: args.mdns_name.clone().unwrap_or_else(|| host.clone()),
+        host,
+        port: local.port(),
+        txt: vec!["path=/".into(), "v=1".into()],
+        bound,
+    }
 }
 
 async fn shutdown_signal() {

@@ -128,6 +128,20 @@ pub async fn request(
     tls: Option<Arc<rustls::ClientConfig>>,
     timeouts: &Timeouts,
 ) -> Result<Response, HttpError> {
+    request_to(url, None, method, body, tls, timeouts).await
+}
+
+/// [`request`], connecting to `connect_to` (in turn) instead of resolving
+/// the URL's host, which stays the TLS server name and `Host` (an address
+/// found by mDNS for a name only the certificate knows).
+pub async fn request_to(
+    url: &str,
+    connect_to: Option<&[SocketAddr]>,
+    method: &str,
+    body: Option<(&str, &[u8])>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    timeouts: &Timeouts,
+) -> Result<Response, HttpError> {
     let target = Target::parse(url)?;
     if target.https && tls.is_none() {
         return Err(HttpError::new(
@@ -136,7 +150,7 @@ pub async fn request(
             "https needs a TLS client configuration",
         ));
     }
-    let tcp = connect(&target, timeouts.connect).await?;
+    let tcp = connect(&target, connect_to, timeouts.connect).await?;
     if let Some(tls) = tls.filter(|_| target.https) {
         let name = match target.host.parse::<IpAddr>() {
             Ok(ip) => ServerName::IpAddress(ip.into()),
@@ -211,11 +225,16 @@ impl Target {
     }
 }
 
-async fn connect(target: &Target, deadline: Duration) -> Result<TcpStream, HttpError> {
+async fn connect(
+    target: &Target,
+    connect_to: Option<&[SocketAddr]>,
+    deadline: Duration,
+) -> Result<TcpStream, HttpError> {
     let work = async {
-        let addrs: Vec<SocketAddr> = match target.host.parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, target.port)],
-            Err(_) => tokio::net::lookup_host((target.host.as_str(), target.port))
+        let addrs: Vec<SocketAddr> = match (connect_to, target.host.parse::<IpAddr>()) {
+            (Some(given), _) => given.to_vec(),
+            (None, Ok(ip)) => vec![SocketAddr::new(ip, target.port)],
+            (None, Err(_)) => tokio::net::lookup_host((target.host.as_str(), target.port))
                 .await
                 .map_err(|e| {
                     HttpError::new(

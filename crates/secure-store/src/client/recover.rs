@@ -25,6 +25,8 @@ pub struct Client {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     pub timeouts: Timeouts,
     runtime: Arc<tokio::runtime::Runtime>,
+    /// Addresses to connect to instead of resolving the URL's host (mDNS).
+    connect_to: Option<Arc<[std::net::SocketAddr]>>,
 }
 
 impl std::fmt::Debug for Client {
@@ -50,7 +52,17 @@ impl Client {
             tls,
             timeouts,
             runtime: Arc::new(runtime),
+            connect_to: None,
         })
+    }
+
+    /// The same client, connecting to `addrs` whatever the URL's host
+    /// (which stays the TLS server name): a server found by mDNS.
+    pub fn at(&self, addrs: Vec<std::net::SocketAddr>) -> Client {
+        Client {
+            connect_to: Some(addrs.into()),
+            ..self.clone()
+        }
     }
 
     /// One request; errors classified.
@@ -67,8 +79,9 @@ impl Client {
             ));
         }
         self.runtime
-            .block_on(http::request(
+            .block_on(http::request_to(
                 url,
+                self.connect_to.as_deref(),
                 method,
                 body,
                 self.tls.clone(),

@@ -1,6 +1,7 @@
 mod bad_input;
 mod demo;
 mod deploy;
+mod discovery;
 mod env_cmds;
 mod failover;
 mod fleet;
