@@ -1,6 +1,7 @@
 mod bad_input;
 mod deploy;
 mod env_cmds;
+mod faults;
 mod fleet;
 mod harness;
 mod manual;
