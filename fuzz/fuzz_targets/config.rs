@@ -6,9 +6,7 @@ use libfuzzer_sys::fuzz_target;
 use ssformat::rclone::{config, obscure};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
+    let Ok(text) = std::str::from_utf8(data) else { return };
     let _ = obscure::reveal(text);
     let _ = config::decrypt_config(text, "fuzz");
     if let Ok(conf) = config::ConfigFile::parse(text) {

@@ -22,10 +22,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(mut reader) = content::DecryptReader::new(cipher.clone(), Cursor::new(data)) {
         let mut sink = Vec::new();
         if reader.read_to_end(&mut sink).is_ok() {
-            assert_eq!(
-                Ok(sink.len() as u64),
-                content::decrypted_size(data.len() as u64)
-            );
+            assert_eq!(Ok(sink.len() as u64), content::decrypted_size(data.len() as u64));
         }
         let at = data.first().copied().unwrap_or(0) as u64 * 1000;
         let _ = reader.seek(SeekFrom::Start(at));
