@@ -129,7 +129,8 @@ fuzz_target!(|data: &[u8]| {
                     let listed = view.readdir(dir).expect("readdir");
                     assert!(
                         listed.iter().any(|e| e.name.as_bytes() == name),
-                        "a created file is listed"
+                        "a created file is listed: {os:?} not in {:?}",
+                        listed.iter().map(|e| &e.name).collect::<Vec<_>>()
                     );
                     view.forget(attr.ino, 2);
                 }
