@@ -92,7 +92,7 @@ enum Command {
     #[command(subcommand)]
     Fleet(fleet::FleetCommand),
     /// Run the Store Server (mutual TLS, policy, Tang, audit).
-    Server(server::ServerArgs),
+    Server(Box<server::ServerArgs>),
     /// Manage a running Store Server: devices, revocations, rules, audit.
     Admin(admin::AdminArgs),
     /// Wrap a store key into a clevis-compatible envelope (tang pin).
@@ -148,7 +148,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Env(cmd) => env::run(cmd),
         Command::Store(cmd) => store::run(cmd, ui),
         Command::Fleet(cmd) => fleet::run(cmd),
-        Command::Server(args) => server::run(args),
+        Command::Server(args) => server::run(*args),
         Command::Admin(args) => admin::run(args),
         Command::Seal(args) => seal::run(args),
         Command::Unseal(args) => seal::run_unseal(args),

@@ -268,6 +268,15 @@ impl View {
     fn disk_name(&self, plain: &str, kind: Kind) -> Result<String> {
         let names = self.store.names();
         let standard = local::to_standard(plain);
+        // A name whose local-encoding round trip is another name (a quote
+        // character before a full-width one, found by the mount_names fuzz
+        // target) would be listed under that other name and could not be
+        // opened by it.
+        if local::from_standard(&standard) != plain {
+            return Err(ViewError::BadName(
+                "it would be listed back as another name",
+            ));
+        }
         let encrypted = match kind {
             Kind::File => names.try_encrypt_file_name(&standard),
             Kind::Dir => names.try_encrypt_dir_name(&standard),
@@ -982,6 +991,41 @@ mod tests {
 
     fn os(s: &str) -> &OsStr {
         OsStr::new(s)
+    }
+
+    /// Regression (fuzz/mount_names): a name with rclone's quote character
+    /// before a full-width one was created, then listed as another name.
+    #[test]
+    fn names_that_would_list_as_another_name_are_refused() {
+        use ssformat::rclone::name::NameMode;
+        for mode in [NameMode::Standard, NameMode::Obfuscate, NameMode::Off] {
+            let tmp = tempfile::tempdir().unwrap();
+            let options = InitOptions {
+                filename_encryption: mode,
+                ..InitOptions::default()
+            };
+            let mut view = new_view(tmp.path(), &options);
+            let name = "hello.t-t\u{1}\u{2}dir\u{201b}\u{ff0e}";
+            assert!(matches!(
+                view.create(ROOT, os(name)),
+                Err(ViewError::BadName(_))
+            ));
+            assert!(matches!(
+                view.mkdir(ROOT, os(name)),
+                Err(ViewError::BadName(_))
+            ));
+            // Every name accepted is listed as itself.
+            for name in ["a\u{ff0e}", "b\u{201b}", "c\u{201b}\u{201b}\u{ff0e}", "d."] {
+                if let Ok((_, fh)) = view.create(ROOT, os(name)) {
+                    view.release(fh).unwrap();
+                    let listed = view.readdir(ROOT).unwrap();
+                    assert!(
+                        listed.iter().any(|e| e.name == name),
+                        "{mode:?} {name:?}: {listed:?}"
+                    );
+                }
+            }
+        }
     }
 
     fn write_file(view: &mut View, parent: u64, name: &str, data: &[u8]) -> u64 {

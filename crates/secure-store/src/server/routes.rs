@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
+#[cfg(doc)]
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -143,11 +144,26 @@ fn normalize(path: &str) -> String {
     out
 }
 
+/// What a request body may be: hyper's [`Incoming`] on a connection, or
+/// any in-memory body (the `http_api` fuzz target drives [`service`]
+/// without sockets).
+pub trait RequestBody: hyper::body::Body<Error = Self::E> + Send + 'static {
+    type E: Into<Box<dyn std::error::Error + Send + Sync>>;
+}
+
+impl<B> RequestBody for B
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type E = B::Error;
+}
+
 /// The hyper service entry: never fails, every error is an answer.
-pub async fn service(
+pub async fn service<B: RequestBody>(
     app: Arc<App>,
     peer: Arc<Peer>,
-    req: Request<Incoming>,
+    req: Request<B>,
 ) -> Result<Response<Body>, Infallible> {
     let started = Instant::now();
     let path = normalize(req.uri().path());
@@ -162,10 +178,10 @@ pub async fn service(
     Ok(response)
 }
 
-async fn dispatch(
+async fn dispatch<B: RequestBody>(
     app: &Arc<App>,
     peer: &Peer,
-    req: Request<Incoming>,
+    req: Request<B>,
     path: &str,
 ) -> Result<Response<Body>, ApiError> {
     let plain = peer.identity == PeerIdentity::Anonymous;
@@ -256,7 +272,7 @@ async fn dispatch(
 }
 
 /// Reads the whole body within the size and time limits.
-async fn read_body(app: &App, req: Request<Incoming>) -> Result<Bytes, ApiError> {
+async fn read_body<B: RequestBody>(app: &App, req: Request<B>) -> Result<Bytes, ApiError> {
     let max = app.limits.max_body_bytes;
     let too_large = || {
         ApiError::new(

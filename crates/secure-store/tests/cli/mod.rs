@@ -4,6 +4,7 @@ mod deploy;
 mod discovery;
 mod env_cmds;
 mod failover;
+mod faults;
 mod fleet;
 mod harness;
 mod manual;
