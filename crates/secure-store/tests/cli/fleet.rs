@@ -6,7 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::{mpsc, Arc};
 
@@ -19,27 +19,6 @@ use secure_store::pki::{tls, Identity};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::harness::*;
-
-/// A tool on PATH, or `None` (skip) unless interop is required.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    let required = std::env::var("SECURE_STORE_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-        || std::env::var("CI").is_ok_and(|v| v == "true");
-    match found {
-        Some(p) => Some(p),
-        None if required => panic!(
-            "{name} is not installed and interop tests are required (CI): apt-get install {name}"
-        ),
-        None => {
-            eprintln!("SKIPPED: {name} is not installed (scripts/test installs it)");
-            None
-        }
-    }
-}
 
 /// `fleet init` with the usual test names.
 fn init_fleet(dir: &Path) -> FleetDir {

@@ -211,3 +211,24 @@ pub fn rclone() -> Option<PathBuf> {
         }
     }
 }
+
+/// A tool on PATH, or `None` (skip) unless interop is required.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    let required = std::env::var("SECURE_STORE_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
+        || std::env::var("CI").is_ok_and(|v| v == "true");
+    match found {
+        Some(p) => Some(p),
+        None if required => {
+            panic!("{name} is not installed and interop tests are required: apt-get install {name}")
+        }
+        None => {
+            eprintln!("SKIPPED: {name} is not installed (scripts/test installs it)");
+            None
+        }
+    }
+}

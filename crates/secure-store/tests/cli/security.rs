@@ -7,9 +7,8 @@
 //! with rcgen-made certificates.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,126 +17,7 @@ use secure_store::pki::layout::FleetDir;
 use secure_store::pki::tls;
 
 use super::harness::*;
-
-/// A tool on PATH, or `None` (skip) unless interop is required.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    let required = std::env::var("SECURE_STORE_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-        || std::env::var("CI").is_ok_and(|v| v == "true");
-    match found {
-        Some(p) => Some(p),
-        None if required => {
-            panic!("{name} is not installed and interop tests are required: apt-get install {name}")
-        }
-        None => {
-            eprintln!("SKIPPED: {name} is not installed (scripts/test installs it)");
-            None
-        }
-    }
-}
-
-/// A running `secure-store server`; stderr is collected, killed on drop.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
-
-impl Server {
-    fn start(fleet: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = ss(["server", "--listen", "127.0.0.1:0", "--fleet"]);
-        cmd.arg(fleet)
-            .args(args)
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("the server starts");
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(rest) = line
-            .trim()
-            .strip_prefix("secure-store server listening on https://")
-        else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("no listening line {line:?}: {}", stderr.join().unwrap());
-        };
-        let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-        Server {
-            child,
-            addr,
-            stderr: Some(stderr),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.addr.port())
-    }
-
-    fn port(&self) -> String {
-        self.addr.port().to_string()
-    }
-
-    /// SIGTERM; the exit code and everything the server logged.
-    fn terminate(mut self) -> (Option<i32>, String) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let code = self.child.wait().unwrap().code();
-        (code, self.stderr.take().unwrap().join().unwrap())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn init_fleet(dir: &Path) -> FleetDir {
-    ok(ss([
-        "fleet",
-        "init",
-        "--server-name",
-        "localhost",
-        "--server-ip",
-        "127.0.0.1",
-    ])
-    .arg(dir));
-    FleetDir::new(dir)
-}
-
-fn enroll(fleet: &FleetDir, id: &str, groups: &[&str]) {
-    let mut cmd = ss(["fleet", "enroll"]);
-    cmd.arg(fleet.root()).arg(id);
-    for g in groups {
-        cmd.args(["--group", g]);
-    }
-    ok(&mut cmd);
-}
-
-fn read(p: &Path) -> Vec<u8> {
-    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn tls_of(ca: &Path, cert: &Path, key: &Path) -> Arc<rustls::ClientConfig> {
-    tls::client_config(&read(ca), &read(cert), &read(key)).unwrap()
-}
+use super::server::{enroll, init_fleet, read, tls as tls_of, Server};
 
 fn device_tls(fleet: &FleetDir, id: &str) -> Arc<rustls::ClientConfig> {
     let d = fleet.device(id);
@@ -977,6 +857,7 @@ fn x_forwarded_for_never_opens_the_plain_tang_listener() {
     let guard = Server {
         child,
         addr: "127.0.0.1:1".parse().unwrap(),
+        tang: None,
         stderr: None,
     };
     for header in [
@@ -1362,6 +1243,7 @@ fn no_secret_reaches_a_log_line_or_the_audit() {
         Server {
             child,
             addr,
+            tang: None,
             stderr: Some(stderr),
         }
     };

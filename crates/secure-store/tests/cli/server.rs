@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,39 +17,18 @@ use super::harness::*;
 
 const PASSWORD: &str = "legacy-store-key-0123456789";
 
-/// A tool on PATH, or `None` (skip) unless interop is required.
-fn tool(name: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    let required = std::env::var("SECURE_STORE_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-        || std::env::var("CI").is_ok_and(|v| v == "true");
-    match found {
-        Some(p) => Some(p),
-        None if required => {
-            panic!("{name} is not installed and interop tests are required: apt-get install {name}")
-        }
-        None => {
-            eprintln!("SKIPPED: {name} is not installed (scripts/test installs it)");
-            None
-        }
-    }
-}
-
 /// A running server; killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    tang: Option<SocketAddr>,
-    stderr: Option<std::thread::JoinHandle<String>>,
+pub(super) struct Server {
+    pub(super) child: Child,
+    pub(super) addr: SocketAddr,
+    pub(super) tang: Option<SocketAddr>,
+    pub(super) stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Server {
     /// Starts `secure-store server --fleet FLEET --listen 127.0.0.1:0 ARGS`
     /// and waits for its "listening" line.
-    fn start(fleet: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(super) fn start(fleet: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = ss(["server", "--listen", "127.0.0.1:0", "--fleet"]);
         cmd.arg(fleet)
             .args(args)
@@ -94,12 +73,17 @@ impl Server {
         }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.addr.port())
     }
 
     /// SIGTERM, then the exit code and stderr.
-    fn terminate(mut self) -> (Option<i32>, String) {
+    /// The bound TLS port.
+    pub(super) fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    pub(super) fn terminate(mut self) -> (Option<i32>, String) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -118,7 +102,7 @@ impl Drop for Server {
     }
 }
 
-fn init_fleet(dir: &Path) -> FleetDir {
+pub(super) fn init_fleet(dir: &Path) -> FleetDir {
     ok(ss([
         "fleet",
         "init",
@@ -131,7 +115,7 @@ fn init_fleet(dir: &Path) -> FleetDir {
     FleetDir::new(dir)
 }
 
-fn enroll(fleet: &FleetDir, id: &str, groups: &[&str]) {
+pub(super) fn enroll(fleet: &FleetDir, id: &str, groups: &[&str]) {
     let mut cmd = ss(["fleet", "enroll"]);
     cmd.arg(fleet.root()).arg(id);
     for g in groups {
@@ -140,12 +124,12 @@ fn enroll(fleet: &FleetDir, id: &str, groups: &[&str]) {
     ok(&mut cmd);
 }
 
-fn read(p: &Path) -> Vec<u8> {
+pub(super) fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 /// A client configuration: trust `ca`, present `cert`/`key`.
-fn tls(ca: &Path, cert: &Path, key: &Path) -> Arc<rustls::ClientConfig> {
+pub(super) fn tls(ca: &Path, cert: &Path, key: &Path) -> Arc<rustls::ClientConfig> {
     secure_store::pki::tls::client_config(&read(ca), &read(cert), &read(key)).unwrap()
 }
 
