@@ -52,7 +52,10 @@ use postgres::types::ToSql;
 use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
 
 use super::chain::{ChainEntry, Verifier, GENESIS_HASH};
-use super::schema::{self, MIGRATIONS, MIGRATIONS_TABLE, SCHEMA_VERSION};
+use super::schema::{
+    self, decision_str, parse_addr, status_from_str, status_str, DEVICE_COLUMNS, MIGRATIONS,
+    MIGRATIONS_TABLE, SCHEMA_VERSION,
+};
 use super::{
     AuditEvent, AuditFilter, AuditRecord, AuditVerification, Decision, Device, DeviceStatus,
     PolicyInputs, RevocationTarget, Rule, RuleAction, RuleSpec, Sighting, StateError, Store,
@@ -551,41 +554,6 @@ fn load_rules(tx: &mut impl GenericClient) -> Result<Vec<Rule>, StateError> {
     .map(rule_from_row)
     .collect()
 }
-
-fn status_from_str(s: &str) -> Result<DeviceStatus, StateError> {
-    match s {
-        "enabled" => Ok(DeviceStatus::Enabled),
-        "disabled" => Ok(DeviceStatus::Disabled),
-        other => Err(StateError::Database(format!(
-            "unknown device status {other:?}"
-        ))),
-    }
-}
-
-fn status_str(s: DeviceStatus) -> &'static str {
-    match s {
-        DeviceStatus::Enabled => "enabled",
-        DeviceStatus::Disabled => "disabled",
-    }
-}
-
-fn decision_str(d: Decision) -> &'static str {
-    match d {
-        Decision::Allowed => "allowed",
-        Decision::Refused => "refused",
-    }
-}
-
-fn parse_addr(s: Option<String>, what: &str) -> Result<Option<std::net::IpAddr>, StateError> {
-    s.map(|a| {
-        a.parse()
-            .map_err(|_| StateError::Database(format!("{what}: bad address {a:?}")))
-    })
-    .transpose()
-}
-
-const DEVICE_COLUMNS: &str = "d.id, d.status, d.first_seen, d.last_seen, d.last_address, \
-     EXISTS (SELECT 1 FROM revocations r WHERE r.kind = 'device' AND r.value = d.id)";
 
 fn device_from_row(row: &Row) -> Result<Device, StateError> {
     let id: String = row.try_get(0)?;

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use ipnet::{IpNet, Ipv4Net};
 
-use super::StateError;
+use super::{Decision, DeviceStatus, StateError};
 
 /// The table that records applied migrations (one row per version).
 pub const MIGRATIONS_TABLE: &str =
@@ -124,6 +124,48 @@ pub fn canonical_net(net: IpNet) -> IpNet {
     }
     net.trunc()
 }
+
+// Column encodings shared by the SQLite and PostgreSQL backends.
+
+pub(crate) fn status_from_str(s: &str) -> Result<DeviceStatus, StateError> {
+    match s {
+        "enabled" => Ok(DeviceStatus::Enabled),
+        "disabled" => Ok(DeviceStatus::Disabled),
+        other => Err(StateError::Database(format!(
+            "unknown device status {other:?}"
+        ))),
+    }
+}
+
+pub(crate) fn status_str(s: DeviceStatus) -> &'static str {
+    match s {
+        DeviceStatus::Enabled => "enabled",
+        DeviceStatus::Disabled => "disabled",
+    }
+}
+
+pub(crate) fn decision_str(d: Decision) -> &'static str {
+    match d {
+        Decision::Allowed => "allowed",
+        Decision::Refused => "refused",
+    }
+}
+
+pub(crate) fn parse_addr(
+    s: Option<String>,
+    what: &str,
+) -> Result<Option<std::net::IpAddr>, StateError> {
+    s.map(|a| {
+        a.parse()
+            .map_err(|_| StateError::Database(format!("{what}: bad address {a:?}")))
+    })
+    .transpose()
+}
+
+/// The device columns both backends select (`device_from_row` reads them in order).
+pub(crate) const DEVICE_COLUMNS: &str =
+    "d.id, d.status, d.first_seen, d.last_seen, d.last_address, \
+     EXISTS (SELECT 1 FROM revocations r WHERE r.kind = 'device' AND r.value = d.id)";
 
 #[cfg(test)]
 mod tests {
