@@ -23,6 +23,13 @@
 //! - directories left by killed processes (`secure-store-pg-<pid>-…` in the
 //!   temp dir whose pid is gone) are removed by the next start.
 //!
+//! A test may also take a cluster of its own ([`private`]) and stop it
+//! ([`Cluster::stop`], fast or immediate shutdown, like `pg_ctl stop -m
+//! fast|immediate`) and start it again on the same port and data directory
+//! ([`Cluster::start_again`], [`Cluster::restart`]): what a database
+//! restart does to the servers using it. The shared cluster must not be
+//! stopped (other tests of the process use it).
+//!
 //! Run as root, `initdb` and `postgres` refuse to start, so they run as the
 //! `postgres` user (which the Debian package creates), so the temp dir
 //! (`$TMPDIR`, else `/tmp`) must be reachable by that user; as another user
@@ -44,12 +51,60 @@ use std::time::{Duration, Instant};
 pub const USER: &str = "secure_store";
 const DIR_PREFIX: &str = "secure-store-pg-";
 
-/// A running cluster.
+/// How long a start waits for the server to accept connections, and a stop
+/// for it to exit (limits to fail a broken cluster, not timed assertions).
+const START_WAIT: Duration = Duration::from_secs(60);
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
+/// The settings every cluster runs with (`-c name=value`); a test's own
+/// settings ([`private`]) come after them and win.
+const SETTINGS: [&str; 5] = [
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    "max_connections=300",
+    "shared_buffers=32MB",
+];
+
+/// A cluster (running unless a test stopped it).
 #[derive(Debug)]
 pub struct Cluster {
     dir: PathBuf,
     port: u16,
-    pid: i32,
+    bindir: PathBuf,
+    /// The uid/gid the server runs as (`postgres` when we are root).
+    user: Option<(u32, u32)>,
+    /// `-c` settings beyond [`SETTINGS`].
+    settings: Vec<String>,
+    /// The current postmaster's pid (0 before the first start).
+    pid: Arc<AtomicI32>,
+    /// Whether the current postmaster has exited (set by its waiter thread).
+    exited: Arc<AtomicBool>,
+    /// Serialises [`Cluster::stop`] and [`Cluster::start_again`].
+    lifecycle: Mutex<()>,
+}
+
+/// How [`Cluster::stop`] shuts the server down (the signals `pg_ctl stop -m`
+/// sends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// `SIGINT`: sessions are ended (`FATAL 57P01 terminating connection
+    /// due to administrator command`), in-flight transactions rolled back,
+    /// a checkpoint written; a clean stop.
+    Fast,
+    /// `SIGQUIT`: every process exits at once, no checkpoint; the next
+    /// start replays the WAL (crash recovery). What a crash or a killed
+    /// container looks like to the clients.
+    Immediate,
+}
+
+impl StopMode {
+    fn signal(self) -> libc::c_int {
+        match self {
+            StopMode::Fast => libc::SIGINT,
+            StopMode::Immediate => libc::SIGQUIT,
+        }
+    }
 }
 
 /// What `atexit` needs per cluster: the postmaster's pid (0 before it
@@ -94,28 +149,50 @@ pub fn find_bindir() -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| std::env::split_paths(&paths).find(|d| has(d)))
 }
 
+/// The binaries' directory; `None` (after printing `SKIPPED`) when
+/// PostgreSQL is not installed; panics then under
+/// `SECURE_STORE_REQUIRE_INTEROP=1`.
+fn bindir_or_skip() -> Option<PathBuf> {
+    let found = find_bindir();
+    if found.is_none() {
+        if required() {
+            panic!(
+                "PostgreSQL is not installed (apt-get install postgresql) and interop \
+                 tests are required"
+            );
+        }
+        eprintln!("SKIPPED: PostgreSQL is not installed (apt-get install postgresql)");
+    }
+    found
+}
+
 /// The process's cluster, started on first call; `None` when PostgreSQL is
 /// not installed (after printing `SKIPPED`). Panics when it is missing
 /// under `SECURE_STORE_REQUIRE_INTEROP=1`, or when it fails to start.
 pub fn shared() -> Option<&'static Cluster> {
     SHARED
         .get_or_init(|| {
-            let Some(bindir) = find_bindir() else {
-                if required() {
-                    panic!(
-                        "PostgreSQL is not installed (apt-get install postgresql) and interop \
-                         tests are required"
-                    );
-                }
-                eprintln!("SKIPPED: PostgreSQL is not installed (apt-get install postgresql)");
-                return None;
-            };
+            let bindir = bindir_or_skip()?;
             match Cluster::start(&bindir) {
                 Ok(c) => Some(c),
                 Err(e) => panic!("starting a test PostgreSQL from {}: {e}", bindir.display()),
             }
         })
         .as_ref()
+}
+
+/// A cluster of the caller's own, which it may stop and start again
+/// (the shared one must not be), with extra `settings` (`"name=value"`,
+/// after the defaults, so they win: e.g. `"synchronous_commit=on"` for a
+/// test that stops the server with [`StopMode::Immediate`] and counts
+/// committed rows). Stopped and removed when dropped. `None`, panics: as
+/// [`shared`].
+pub fn private(settings: &[&str]) -> Option<Cluster> {
+    let bindir = bindir_or_skip()?;
+    match Cluster::start_with(&bindir, settings) {
+        Ok(c) => Some(c),
+        Err(e) => panic!("starting a test PostgreSQL from {}: {e}", bindir.display()),
+    }
 }
 
 /// A URL to a new, empty database on the shared cluster, or `None` to skip
@@ -218,6 +295,12 @@ extern "C" fn stop_at_exit() {
 impl Cluster {
     /// Makes and starts a cluster with the binaries in `bindir`.
     pub fn start(bindir: &Path) -> Result<Cluster, String> {
+        Self::start_with(bindir, &[])
+    }
+
+    /// [`Cluster::start`] with extra `-c` settings (`"name=value"`) after
+    /// the defaults.
+    pub fn start_with(bindir: &Path, settings: &[&str]) -> Result<Cluster, String> {
         let tmp = std::env::temp_dir();
         remove_stale_dirs(&tmp);
         let user = server_user()?;
@@ -240,13 +323,13 @@ impl Cluster {
                 libc::atexit(stop_at_exit);
             }
         });
-        let pid_cell = Arc::new(AtomicI32::new(0));
-        let exited = Arc::new(AtomicBool::new(false));
+        let pid = Arc::new(AtomicI32::new(0));
+        let exited = Arc::new(AtomicBool::new(true));
         STARTED
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(Started {
-                pid: Arc::clone(&pid_cell),
+                pid: Arc::clone(&pid),
                 exited: Arc::clone(&exited),
                 dir: dir.clone(),
             });
@@ -281,34 +364,65 @@ impl Cluster {
             .and_then(|l| l.local_addr())
             .map_err(|e| format!("finding a free port: {e}"))?
             .port();
-        let log_path = dir.join("postgres.log");
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| format!("creating {}: {e}", log_path.display()))?;
-        if let Some((uid, gid)) = user {
+        let cluster = Cluster {
+            dir,
+            port,
+            bindir: bindir.to_owned(),
+            user,
+            settings: settings.iter().map(|s| (*s).to_owned()).collect(),
+            pid,
+            exited,
+            lifecycle: Mutex::new(()),
+        };
+        cluster.spawn_postmaster()?;
+        cluster.wait_ready()?;
+        Ok(cluster)
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("postgres.log")
+    }
+
+    /// The server's log so far (for error messages).
+    pub fn log(&self) -> String {
+        let mut text = String::new();
+        let _ = std::fs::File::open(self.log_path()).and_then(|mut f| f.read_to_string(&mut text));
+        text
+    }
+
+    /// Whether the postmaster is running (started and not exited).
+    pub fn is_running(&self) -> bool {
+        self.pid.load(Ordering::SeqCst) > 0 && !self.exited.load(Ordering::SeqCst)
+    }
+
+    /// Spawns `postgres` on the cluster's data directory and port, as a
+    /// direct child of a waiter thread (see the module docs); its output
+    /// is appended to `postgres.log`.
+    fn spawn_postmaster(&self) -> Result<(), String> {
+        let log_path = self.log_path();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| format!("opening {}: {e}", log_path.display()))?;
+        if let Some((uid, gid)) = self.user {
             let _ = std::os::unix::fs::chown(&log_path, Some(uid), Some(gid));
         }
         let log_err = log.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(bindir.join("postgres"));
-        as_user(&mut cmd, user)
+        let mut cmd = Command::new(self.bindir.join("postgres"));
+        as_user(&mut cmd, self.user)
             .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-h", "127.0.0.1", "-k"])
-            .arg(&dir)
-            .args([
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-                "-c",
-                "max_connections=300",
-                "-c",
-                "shared_buffers=32MB",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
+            .arg(self.dir.join("data"))
+            .args(["-p", &self.port.to_string(), "-h", "127.0.0.1", "-k"])
+            .arg(&self.dir);
+        for setting in SETTINGS
+            .iter()
+            .copied()
+            .chain(self.settings.iter().map(String::as_str))
+        {
+            cmd.args(["-c", setting]);
+        }
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log_err);
         // SAFETY: the parent's pid is read before the fork; the closure
         // only makes async-signal-safe calls (prctl, getppid).
         let parent = unsafe { libc::getpid() };
@@ -325,10 +439,12 @@ impl Cluster {
             });
         }
         // The waiter thread is the postmaster's parent for as long as the
-        // process lives (PDEATHSIG fires when the *thread* that forked
-        // exits), and reaps it.
+        // postmaster lives (PDEATHSIG fires when the *thread* that forked
+        // exits), and reaps it. `exited` is only reset here, after the
+        // previous waiter set it (a stop waits for that).
+        self.exited.store(false, Ordering::SeqCst);
         let (tx, rx) = std::sync::mpsc::channel();
-        let exited_in_thread = Arc::clone(&exited);
+        let exited_in_thread = Arc::clone(&self.exited);
         std::thread::Builder::new()
             .name("test-postgres".into())
             .spawn(move || match cmd.spawn() {
@@ -342,33 +458,91 @@ impl Cluster {
                     let _ = tx.send(Err(format!("starting postgres: {e}")));
                 }
             })
-            .map_err(|e| format!("spawning the waiter thread: {e}"))?;
+            .map_err(|e| {
+                self.exited.store(true, Ordering::SeqCst);
+                format!("spawning the waiter thread: {e}")
+            })?;
         let pid = rx
             .recv()
             .map_err(|_| "the waiter thread died".to_owned())??;
-        pid_cell.store(pid, Ordering::SeqCst);
-        let cluster = Cluster { dir, port, pid };
+        self.pid.store(pid, Ordering::SeqCst);
+        Ok(())
+    }
 
-        // Ready when it accepts a connection (a deadline only to fail a
-        // broken start, not a timed assertion).
-        let deadline = Instant::now() + Duration::from_secs(60);
+    /// Waits until the server accepts a connection (after crash recovery,
+    /// if any), or fails when it exits or takes longer than [`START_WAIT`].
+    fn wait_ready(&self) -> Result<(), String> {
+        let deadline = Instant::now() + START_WAIT;
         loop {
-            match postgres::Client::connect(&cluster.admin_url(), postgres::NoTls) {
-                Ok(_) => break,
+            match postgres::Client::connect(&self.admin_url(), postgres::NoTls) {
+                Ok(_) => return Ok(()),
                 Err(e) => {
-                    if exited.load(Ordering::SeqCst) || Instant::now() > deadline {
-                        let mut text = String::new();
-                        let _ = std::fs::File::open(&log_path)
-                            .and_then(|mut f| f.read_to_string(&mut text));
+                    if self.exited.load(Ordering::SeqCst) || Instant::now() > deadline {
                         return Err(format!(
-                            "postgres did not come up on port {port} ({e}); its log:\n{text}"
+                            "postgres did not come up on port {} ({e}); its log:\n{}",
+                            self.port,
+                            self.log()
                         ));
                     }
-                    std::thread::sleep(Duration::from_millis(50));
+                    std::thread::sleep(Duration::from_millis(20));
                 }
             }
         }
-        Ok(cluster)
+    }
+
+    /// Stops the server (`mode`: see [`StopMode`]) and waits until the
+    /// postmaster has exited (at most [`STOP_WAIT`]). Clients see their
+    /// connections end and new ones refused until [`Cluster::start_again`].
+    /// Never on the [`shared`] cluster: other tests use it.
+    pub fn stop(&self, mode: StopMode) -> Result<(), String> {
+        let _guard = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        let pid = self.pid.load(Ordering::SeqCst);
+        if pid <= 0 || self.exited.load(Ordering::SeqCst) {
+            return Err(format!("postgres on port {} is not running", self.port));
+        }
+        // SAFETY: signalling our own child, not reaped yet (`exited` is
+        // false, and only a stop, which we serialise, makes it exit).
+        if unsafe { libc::kill(pid, mode.signal()) } != 0 {
+            return Err(format!(
+                "signalling postgres (pid {pid}): {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let deadline = Instant::now() + STOP_WAIT;
+        while !self.exited.load(Ordering::SeqCst) {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "postgres (pid {pid}) did not stop ({mode:?}) within {} s; its log:\n{}",
+                    STOP_WAIT.as_secs(),
+                    self.log()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped server again: same data directory, same port, same
+    /// settings (after [`StopMode::Immediate`] it first replays its WAL),
+    /// and waits until it accepts connections. Fails if it is running, or
+    /// if the port was taken meanwhile (the log says so).
+    pub fn start_again(&self) -> Result<(), String> {
+        let _guard = self.lifecycle.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.exited.load(Ordering::SeqCst) {
+            return Err(format!(
+                "postgres on port {} is already running (pid {})",
+                self.port,
+                self.pid.load(Ordering::SeqCst)
+            ));
+        }
+        self.spawn_postmaster()?;
+        self.wait_ready()
+    }
+
+    /// [`Cluster::stop`] then at once [`Cluster::start_again`].
+    pub fn restart(&self, mode: StopMode) -> Result<(), String> {
+        self.stop(mode)?;
+        self.start_again()
     }
 
     /// The loopback port it listens on.
@@ -376,9 +550,9 @@ impl Cluster {
         self.port
     }
 
-    /// The postmaster's pid.
+    /// The current (or last) postmaster's pid: a restart changes it.
     pub fn pid(&self) -> i32 {
-        self.pid
+        self.pid.load(Ordering::SeqCst)
     }
 
     /// The cluster's directory (data, socket, `postgres.log`).
@@ -420,5 +594,74 @@ impl Cluster {
             )
             .map_err(|e| e.to_string())?;
         Ok(rows.len() as u64)
+    }
+}
+
+impl Drop for Cluster {
+    /// Stops the server at once and removes its directory (only private
+    /// clusters are ever dropped; the shared one lives in a static and is
+    /// stopped by the `atexit` handler).
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.stop(StopMode::Immediate);
+        }
+        // One that would not stop is left to the `atexit` handler.
+        if self.exited.load(Ordering::SeqCst) {
+            STARTED
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|s| !Arc::ptr_eq(&s.pid, &self.pid));
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(url: &str) -> i64 {
+        postgres::Client::connect(url, postgres::NoTls)
+            .unwrap()
+            .query_one("SELECT COUNT(*) FROM t", &[])
+            .unwrap()
+            .get(0)
+    }
+
+    #[test]
+    fn a_private_cluster_stops_and_starts_again_on_its_port_and_data() {
+        let Some(cluster) = private(&["synchronous_commit=on"]) else {
+            return;
+        };
+        let url = cluster.create_database().unwrap();
+        let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+        db.batch_execute("CREATE TABLE t (n BIGINT); INSERT INTO t VALUES (1)")
+            .unwrap();
+        let (port, dir) = (cluster.port(), cluster.dir().to_owned());
+        let mut pids = vec![cluster.pid()];
+        for (mode, rows) in [(StopMode::Fast, 1), (StopMode::Immediate, 2)] {
+            cluster.stop(mode).unwrap();
+            assert!(!cluster.is_running());
+            // The session died with the server; new ones are refused.
+            assert!(db.batch_execute("SELECT 1").is_err());
+            assert!(postgres::Client::connect(&url, postgres::NoTls).is_err());
+            let again = cluster.stop(mode).unwrap_err();
+            assert!(again.contains("not running"), "{again}");
+            cluster.start_again().unwrap();
+            let twice = cluster.start_again().unwrap_err();
+            assert!(twice.contains("already running"), "{twice}");
+            assert_eq!((cluster.port(), cluster.dir()), (port, dir.as_path()));
+            assert!(!pids.contains(&cluster.pid()));
+            pids.push(cluster.pid());
+            // Same data (an immediate stop replays the WAL on start).
+            assert_eq!(count(&url), rows);
+            db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            db.batch_execute("INSERT INTO t VALUES (2)").unwrap();
+        }
+        cluster.restart(StopMode::Immediate).unwrap();
+        assert_eq!(count(&url), 3);
+        assert!(cluster.log().contains("database system was interrupted"));
+        drop(cluster);
+        assert!(!dir.exists(), "a dropped cluster removes its directory");
     }
 }

@@ -15,6 +15,13 @@
 //!   connections are dropped too (they most likely died with it). A break
 //!   later in a call is returned as an error: the next call gets a fresh
 //!   connection.
+//! - **Durable commits.** Every new connection turns a
+//!   `synchronous_commit = off` (from the database, role or URL) into `on`
+//!   ([`DURABLE_COMMITS`]): the server answers a key only after its audit
+//!   entry is committed, and that must mean it survives a database crash.
+//!   Found by `cli::pg_restart` (an immediate shutdown of a database running
+//!   with `synchronous_commit = off` lost audit entries of unlocks already
+//!   answered).
 //! - **Audit appends from several writers.** Inside the append transaction
 //!   each writer takes the transaction-level advisory lock
 //!   [`AUDIT_LOCK_KEY`] (`pg_advisory_xact_lock`, released at commit or
@@ -73,6 +80,17 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// waited for 10 s at most.
 pub const SESSION_TIMEOUTS: &str =
     "-c idle_in_transaction_session_timeout=10000 -c lock_timeout=10000";
+/// Run on every new connection: a database (or role, or URL) set to
+/// `synchronous_commit = off` acknowledges a commit before its WAL is
+/// written, so a database crash or immediate shutdown can lose transactions
+/// the server was told were committed: an audit entry for a key already
+/// handed out, a revocation the admin saw succeed. The server relies on
+/// "committed = durable", so it turns `off` into `on` for its own sessions.
+/// Any other value (`local`, `remote_write`, `on`, `remote_apply`: all wait
+/// at least for the local WAL flush) is kept, so a stronger setting is never
+/// weakened. One statement per new connection, not per call.
+pub const DURABLE_COMMITS: &str = "SELECT set_config('synchronous_commit', 'on', false) \
+     WHERE current_setting('synchronous_commit') = 'off'";
 /// The advisory lock every audit appender takes (ASCII `SSAUDIT1`).
 pub const AUDIT_LOCK_KEY: i64 = 0x5353_4155_4449_5431;
 /// The advisory lock migrations run under (ASCII `SSMIGRAT`), so replicas
@@ -254,14 +272,17 @@ impl PostgresStore {
     }
 
     fn connect(&self) -> Result<Client, StateError> {
-        self.config.connect(NoTls).map_err(|e| {
+        let failed = |e: postgres::Error| {
             StateError::Database(format!("connecting to {}: {}", self.shown, {
                 match e.as_db_error() {
                     Some(db) => db.message().to_owned(),
                     None => e.to_string(),
                 }
             }))
-        })
+        };
+        let mut client = self.config.connect(NoTls).map_err(failed)?;
+        client.batch_execute(DURABLE_COMMITS).map_err(failed)?;
+        Ok(client)
     }
 
     fn lock_pool(&self) -> MutexGuard<'_, Pool> {
@@ -1555,5 +1576,88 @@ mod tests {
         let alt = url.replacen("postgres://", "postgresql://", 1);
         let other = super::super::open(Some(&alt), &tmp).unwrap();
         assert!(other.policy_inputs("x", "1").unwrap().revoked);
+    }
+
+    /// The `synchronous_commit` the store's sessions run with.
+    fn session_sync_commit(store: &PostgresStore) -> String {
+        store
+            .read_single(|c| Ok(c.query_one("SHOW synchronous_commit", &[])?.get(0)))
+            .unwrap()
+    }
+
+    #[test]
+    fn commits_are_durable_even_where_the_database_says_synchronous_commit_off() {
+        let Some(url) = database() else { return };
+        // The test cluster runs with `synchronous_commit=off`, and the
+        // database and the URL can say it again: the store's sessions
+        // still wait for the WAL flush.
+        exec(
+            &url,
+            &format!(
+                "ALTER DATABASE {} SET synchronous_commit = off",
+                db_name(&url)
+            ),
+        );
+        let mut plain = Client::connect(&url, NoTls).unwrap();
+        let configured: String = plain
+            .query_one("SHOW synchronous_commit", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(configured, "off");
+        assert_eq!(
+            session_sync_commit(&PostgresStore::open(&url).unwrap()),
+            "on"
+        );
+        let with = |value: &str| format!("{url}?options=-c%20synchronous_commit%3D{value}");
+        assert_eq!(
+            session_sync_commit(&PostgresStore::open(&with("off")).unwrap()),
+            "on"
+        );
+        // Anything at least as strong is left as it is.
+        for kept in ["local", "remote_write", "remote_apply"] {
+            let store = PostgresStore::open(&with(kept)).unwrap();
+            assert_eq!(session_sync_commit(&store), kept);
+        }
+    }
+
+    #[test]
+    fn a_database_restart_loses_no_committed_entry_and_the_store_recovers() {
+        // A cluster of its own (stopped and started here), configured
+        // `synchronous_commit=off` like the shared one.
+        let Some(cluster) = pg_cluster::private(&[]) else {
+            return;
+        };
+        let url = cluster.create_database().unwrap();
+        let store = PostgresStore::open_with(&url, 4).unwrap();
+        let mut n = 0i64;
+        for mode in [pg_cluster::StopMode::Fast, pg_cluster::StopMode::Immediate] {
+            for _ in 0..50 {
+                n += 1;
+                store.append_audit(&event(n, "before")).unwrap();
+            }
+            store
+                .revoke(&RevocationTarget::Device(format!("r{n}")), n)
+                .unwrap();
+            // Stopped right after the commits: with `synchronous_commit`
+            // off an immediate shutdown would drop the last of them.
+            cluster.stop(mode).unwrap();
+            // Down: a clean error, no panic, nothing half-written.
+            let down = store.append_audit(&event(n + 1, "down")).unwrap_err();
+            assert!(matches!(down, StateError::Database(_)), "{down}");
+            assert!(store.policy_inputs("d", "1").is_err());
+            cluster.start_again().unwrap();
+            // Back: the dead pooled connections are replaced by themselves.
+            assert_eq!(
+                store.verify_audit().unwrap(),
+                AuditVerification {
+                    entries: n as u64,
+                    first_bad_seq: None
+                },
+                "{mode:?}"
+            );
+            assert!(store.policy_inputs(&format!("r{n}"), "1").unwrap().revoked);
+        }
+        n += 1;
+        assert_eq!(store.append_audit(&event(n, "after")).unwrap().seq, n);
     }
 }

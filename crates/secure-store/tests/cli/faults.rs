@@ -370,7 +370,7 @@ fn free_port() -> u16 {
 }
 
 /// Enrolls `id` with its files in the fleet and returns its TLS client.
-fn device_tls(fleet: &Path, id: &str) -> Arc<rustls::ClientConfig> {
+pub(super) fn device_tls(fleet: &Path, id: &str) -> Arc<rustls::ClientConfig> {
     if !FleetDir::new(fleet).device(id).cert().exists() {
         ok(ss(["fleet", "enroll"]).arg(fleet).arg(id));
     }
@@ -381,7 +381,7 @@ fn device_tls(fleet: &Path, id: &str) -> Arc<rustls::ClientConfig> {
 }
 
 /// `GET /key` with the device's certificate: (status, body).
-fn get_key(url: &str, tls: Arc<rustls::ClientConfig>) -> Option<(u16, String)> {
+pub(super) fn get_key(url: &str, tls: Arc<rustls::ClientConfig>) -> Option<(u16, String)> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -11,6 +11,7 @@ mod manual;
 mod migration;
 mod mount;
 mod original;
+mod pg_restart;
 mod rclone_interop;
 mod run;
 mod seal;
