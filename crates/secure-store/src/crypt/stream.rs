@@ -8,7 +8,9 @@
 //! allocations, and every byte a buffer held is zeroized before it goes
 //! back to the pool.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 
 use rayon::prelude::*;
 use ssformat::rclone::content::{
@@ -235,6 +237,73 @@ pub fn open(
         &|_, plain| progress(plain as u64),
     )?;
     Ok(plain)
+}
+
+/// Decrypts the whole of `input`, a file of known size, into `output`
+/// (when given; without one every block is only authenticated) with
+/// positional I/O: batches are independent, so each core reads, opens and
+/// writes its own batches with no hand-off between threads, and the
+/// kernel's copies run on both cores too. A batch's plaintext is written
+/// only once all its blocks are authenticated, but batches may complete
+/// out of order: the caller writes into a file that it discards on error
+/// (a temporary one). Returns the plaintext length. `progress` is called
+/// with plaintext bytes done; `stop` is asked before each batch.
+pub fn open_file(
+    cipher: &BlockCipher,
+    input: &File,
+    output: Option<&File>,
+    progress: &(dyn Fn(u64) + Sync),
+    stop: &(dyn Fn() -> Option<io::Error> + Sync),
+) -> Result<u64, StreamError> {
+    let mut head = [0u8; HEADER_SIZE];
+    let got = read_full(&mut &*input, &mut head)?;
+    let nonce = content::parse_header(&head[..got])?;
+    let sealed_len = input.metadata()?.len();
+    let plain_len = content::decrypted_size(sealed_len).map_err(|e| match e {
+        ContentError::InvalidSize => ContentError::TruncatedBlock,
+        e => e,
+    })?;
+    const SEALED_BATCH: u64 = (BATCH_BLOCKS * BLOCK_SIZE) as u64;
+    const PLAIN_BATCH: u64 = (BATCH_BLOCKS * BLOCK_DATA_SIZE) as u64;
+    let body = sealed_len - HEADER_SIZE as u64;
+    let batches = body.div_ceil(SEALED_BATCH);
+    let open_batch = |bufs: &mut (Scratch, Scratch), batch: u64| -> Result<(), StreamError> {
+        if let Some(err) = stop() {
+            return Err(err.into());
+        }
+        let (sealed, plain) = bufs;
+        let at = batch * SEALED_BATCH;
+        let len = SEALED_BATCH.min(body - at) as usize;
+        // A short read means the file shrank under us: refuse it as the
+        // truncation it now is.
+        sealed
+            .fill(len, |buf| {
+                input
+                    .read_exact_at(buf, HEADER_SIZE as u64 + at)
+                    .map(|()| len)
+            })
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => StreamError::Content(ContentError::TruncatedBlock),
+                _ => StreamError::Io(e),
+            })?;
+        let first = batch * BATCH_BLOCKS as u64;
+        let out_len = plain.fill(len, |out| {
+            let mut done = 0;
+            for (i, block) in sealed.data[..len].chunks(BLOCK_SIZE).enumerate() {
+                done += cipher.open_into(&nonce, first + i as u64, block, &mut out[done..])?;
+            }
+            Ok::<_, ContentError>(done)
+        })?;
+        if let Some(output) = output {
+            output.write_all_at(&plain.data[..out_len], batch * PLAIN_BATCH)?;
+        }
+        progress(out_len as u64);
+        Ok(())
+    };
+    (0..batches)
+        .into_par_iter()
+        .try_for_each_init(|| (Scratch::take(), Scratch::take()), open_batch)?;
+    Ok(plain_len)
 }
 
 #[cfg(test)]

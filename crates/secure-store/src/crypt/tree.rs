@@ -438,9 +438,10 @@ pub fn decrypt_tree(
                 .mode(0o600)
                 .open(&target)
                 .map_err(CryptError::io(dest.join(&file.plain)))?;
-            // Unbuffered on purpose: `stream::open` writes whole batches, and
-            // a buffer would keep a copy of the plaintext we cannot zeroize.
-            decrypt_file(store, file, out, progress)
+            // Unbuffered on purpose: `stream::open_file` writes whole
+            // batches, and a buffer would keep a copy of the plaintext we
+            // cannot zeroize.
+            decrypt_file(store, file, Some(&out), progress)
         })
         .try_reduce(|| 0, |a, b| Ok(a + b))?;
     staging.commit(dest).map_err(dest_error)?;
@@ -455,19 +456,12 @@ pub fn decrypt_tree(
 fn decrypt_file(
     store: &Store,
     file: &StoredFile,
-    mut out: impl io::Write + Send,
+    out: Option<&File>,
     progress: Progress<'_>,
 ) -> Result<u64, CryptError> {
     let input = File::open(&file.encrypted).map_err(CryptError::io(&file.encrypted))?;
-    let hint = file.plain_size().unwrap_or(0);
-    let n = stream::open(
-        store.blocks(),
-        &mut Interruptible(input),
-        &mut out,
-        hint,
-        progress,
-    )
-    .map_err(|e| match e {
+    let stop = || output::interrupted().then(output::interrupted_error);
+    stream::open_file(store.blocks(), &input, out, progress, &stop).map_err(|e| match e {
         StreamError::Content(error) => CryptError::Stored {
             plain: file.plain.clone(),
             path: file.encrypted.clone(),
@@ -477,9 +471,7 @@ fn decrypt_file(
             path: file.encrypted.clone(),
             error,
         },
-    })?;
-    out.flush().map_err(CryptError::io(&file.encrypted))?;
-    Ok(n)
+    })
 }
 
 /// The outcome of [`verify`]: every file checked, failures collected.
@@ -501,7 +493,7 @@ pub fn verify(
     let results: Vec<Result<u64, CryptError>> = listing
         .files
         .par_iter()
-        .map(|file| decrypt_file(store, file, io::sink(), progress))
+        .map(|file| decrypt_file(store, file, None, progress))
         .collect();
     let mut report = VerifyReport {
         files: listing.files.len() as u64,
