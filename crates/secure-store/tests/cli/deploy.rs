@@ -823,9 +823,19 @@ fn start_server_as_the_unit(server: &Path, state: &Path, extra: &[(&str, &Path)]
     let mut line = String::new();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    // The startup log line (which key source) follows the stdout line: read
+    // up to it before stopping the server.
+    let mut log = String::new();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    for l in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+        log.push_str(&l);
+        log.push('\n');
+        if l.contains("tang_keys=") {
+            break;
+        }
+    }
     let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = child.wait();
     assert!(
         line.starts_with("secure-store server listening on https://127.0.0.1:"),
         "server did not start from the credentials layout: {line:?}\n{log}"
