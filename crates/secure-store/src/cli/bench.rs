@@ -653,3 +653,54 @@ async fn revoke_runs(args: &RevokeArgs) -> anyhow::Result<RevokeReport> {
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stats(url: &str) -> Vec<(String, i64, bool)> {
+        let mut client = postgres::Client::connect(url, postgres::NoTls).unwrap();
+        client
+            .query(
+                "SELECT relname::TEXT, n_mod_since_analyze, last_analyze IS NOT NULL \
+                 FROM pg_stat_user_tables \
+                 WHERE relname IN ('devices', 'device_groups', 'device_serials', 'revocations') \
+                 ORDER BY relname",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
+    }
+
+    /// A PostgreSQL fill ends settled: every filled table analysed, no row
+    /// counted as modified since (so autovacuum has no pass due), unless
+    /// `--no-vacuum`.
+    #[test]
+    fn fill_state_on_postgres_leaves_the_tables_analysed() {
+        for no_vacuum in [false, true] {
+            let Some(url) = crate::state::pg_cluster::fresh_database() else {
+                return;
+            };
+            let args = FillArgs {
+                database_url: url.clone(),
+                devices: 300,
+                revocations: 40,
+                threads: 3,
+                no_vacuum,
+            };
+            fill_state(&args).unwrap();
+            let stats = stats(&url);
+            assert_eq!(stats.len(), 4, "{stats:?}");
+            for (table, modified, analysed) in stats {
+                if no_vacuum {
+                    assert!(!analysed, "{table} analysed with --no-vacuum");
+                } else {
+                    assert!(analysed, "{table} not analysed");
+                    assert_eq!(modified, 0, "{table}: rows modified since the analyse");
+                }
+            }
+        }
+    }
+}
