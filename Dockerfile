@@ -36,6 +36,10 @@ COPY --from=build /usr/local/bin/secure-store /usr/local/bin/secure-store
 # ---- server: the Store Server, unprivileged ---------------------------------
 # Mount a copy of FLEET/server (never the whole fleet) at /etc/secure-store/server,
 # readable by uid 10001, and keep /var/lib/secure-store (state.db) on a volume.
+# Replicas on PostgreSQL instead: SECURE_STORE_DATABASE_URL=postgres://... and
+# the Tang key-encryption key as a file readable by uid 10001, e.g. a secret:
+# SECURE_STORE_TANG_KEK_FILE=/run/secrets/tang_kek (docker-compose.postgres.yml,
+# docs/DEPLOY.md); then FLEET/server/tang is not read (keys sealed in the database).
 FROM runtime AS server
 RUN groupadd --system --gid 10001 secure-store \
  && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/secure-store \

@@ -3,7 +3,9 @@
 //! no Docker engine runs here, so every `secure-store` command, flag and
 //! environment variable they name must exist in this binary's `--help`,
 //! the YAML must parse with the structure the demo needs, and the unit must
-//! carry its hardening and pass `systemd-analyze verify`.
+//! carry its hardening and pass `systemd-analyze verify`. The PostgreSQL
+//! replica path (compose override, systemd drop-in, balena device variables)
+//! must pass the Tang key-encryption key (KEK) the way the server reads it.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -26,11 +28,16 @@ fn read(rel: &str) -> String {
 const DEPLOY_FILES: &[&str] = &[
     "Dockerfile",
     "docker-compose.yml",
+    "docker-compose.postgres.yml",
     "balena.yml",
     "deploy/systemd/secure-store-server.service",
+    "deploy/systemd/secure-store-server.service.d/postgres.conf",
     "deploy/systemd/secure-store-server-credentials",
     "docs/DEPLOY.md",
 ];
+
+/// The systemd drop-in that turns the unit into a PostgreSQL replica.
+const PG_DROPIN: &str = "deploy/systemd/secure-store-server.service.d/postgres.conf";
 
 /// The visible subcommands of `secure-store PATH...`, from its `--help`.
 pub fn subcommands(path: &[&str]) -> Vec<String> {
@@ -175,6 +182,7 @@ fn deploy_files_use_only_commands_flags_and_env_vars_that_exist() {
         "seal",
         "keygen",
         "store init",
+        "server import-keys",
     ] {
         assert!(
             checked.contains(want),
@@ -384,6 +392,85 @@ fn compose_has_a_server_and_a_fuse_client_with_balena_compatible_volumes() {
 }
 
 #[test]
+fn compose_postgres_override_passes_the_kek_as_a_secret_and_points_the_server_at_the_database() {
+    let base = yaml("docker-compose.yml");
+    let o = yaml("docker-compose.postgres.yml");
+    let server = &o["services"]["secure-store-server"];
+    let db = &o["services"]["secure-store-db"];
+    // An override of the base file's server: same service name, nothing rebuilt,
+    // none of the base file's hardening loosened.
+    assert!(base["services"]["secure-store-server"].is_mapping());
+    for key in [
+        "build",
+        "image",
+        "user",
+        "read_only",
+        "cap_add",
+        "cap_drop",
+        "privileged",
+        "security_opt",
+    ] {
+        assert!(server[key].is_null(), "the override sets {key}");
+    }
+
+    // The KEK: a secret from a file, mounted where SECURE_STORE_TANG_KEK_FILE points.
+    assert_eq!(strings(&server["secrets"]), ["tang_kek"]);
+    assert_eq!(
+        o["secrets"]["tang_kek"]["file"].as_str(),
+        Some("./tang.kek")
+    );
+    let env = &server["environment"];
+    assert_eq!(
+        env["SECURE_STORE_TANG_KEK_FILE"].as_str(),
+        Some("/run/secrets/tang_kek")
+    );
+    // Never the key itself in the environment (`docker inspect` shows it).
+    assert!(env["SECURE_STORE_TANG_KEK"].is_null());
+
+    // The database: a service of this file, waited for until healthy, named in the URL.
+    assert!(db["image"]
+        .as_str()
+        .is_some_and(|i| i.starts_with("postgres:")));
+    assert!(db["healthcheck"]["test"].is_sequence());
+    assert_eq!(
+        server["depends_on"]["secure-store-db"]["condition"].as_str(),
+        Some("service_healthy")
+    );
+    let url = env["SECURE_STORE_DATABASE_URL"]
+        .as_str()
+        .expect("SECURE_STORE_DATABASE_URL");
+    let user = db["environment"]["POSTGRES_USER"].as_str().unwrap();
+    let name = db["environment"]["POSTGRES_DB"].as_str().unwrap();
+    assert!(url.starts_with(&format!("postgres://{user}:${{POSTGRES_PASSWORD")));
+    assert!(
+        url.ends_with(&format!("@secure-store-db:5432/{name}")),
+        "{url}"
+    );
+    // One password, from .env, for both sides; none written in the file.
+    assert!(db["environment"]["POSTGRES_PASSWORD"]
+        .as_str()
+        .is_some_and(|p| p.starts_with("${POSTGRES_PASSWORD:?")));
+
+    // Named volumes only, declared (as in the base file).
+    let declared = o["volumes"].as_mapping().expect("volumes");
+    for vol in strings(&db["volumes"]) {
+        let source = vol.split(':').next().unwrap();
+        assert!(declared.contains_key(source), "{vol}: not declared");
+    }
+
+    // The one-time import the header documents exists with these flags
+    // (its env values come from the service: both flags have env names).
+    let help = ok(&mut ss(["server", "import-keys", "--help"]));
+    for env_name in ["SECURE_STORE_DATABASE_URL", "SECURE_STORE_TANG_KEK_FILE"] {
+        assert!(
+            help.contains(env_name),
+            "import-keys --help lacks {env_name}"
+        );
+    }
+    assert!(read("docker-compose.postgres.yml").contains("secure-store-server import-keys"));
+}
+
+#[test]
 fn balena_yml_lists_the_dashboard_variables_the_client_reads() {
     let b = yaml("balena.yml");
     assert_eq!(b["type"].as_str(), Some("sw.application"));
@@ -412,6 +499,24 @@ fn balena_yml_lists_the_dashboard_variables_the_client_reads() {
             "`run --help` does not mention {v}"
         );
     }
+    // The server's secrets are never fleet-wide variables (every device would
+    // get them); the file says where they go instead: device variables of the
+    // server service, the KEK itself in SECURE_STORE_TANG_KEK.
+    let text = read("balena.yml");
+    for secret in ["SECURE_STORE_TANG_KEK", "SECURE_STORE_DATABASE_URL"] {
+        assert!(!vars.iter().any(|v| v == secret), "{secret} is fleet-wide");
+        assert!(
+            text.contains(secret),
+            "balena.yml does not say where {secret} goes"
+        );
+    }
+    assert!(
+        text.contains("balena env add SECURE_STORE_TANG_KEK")
+            && text.contains("--device UUID --service secure-store-server"),
+        "the KEK as a device service variable"
+    );
+    let server_help = ok(&mut ss(["server", "--help"]));
+    assert!(server_help.contains("SECURE_STORE_TANG_KEK may hold the key itself"));
     let types = strings(&b["data"]["supportedDeviceTypes"]);
     let default = b["data"]["defaultDeviceType"]
         .as_str()
@@ -430,6 +535,22 @@ fn service_keys(unit: &str) -> Vec<(String, String)> {
         } else if inside && !line.starts_with('#') {
             if let Some((k, v)) = line.split_once('=') {
                 out.push((k.to_owned(), v.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// The `[Service]` settings of a unit with its drop-ins applied in order; an
+/// empty assignment resets the setting's list, as systemd does.
+fn with_dropins(unit: &str, dropins: &[&str]) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for text in std::iter::once(unit).chain(dropins.iter().copied()) {
+        for (key, value) in service_keys(text) {
+            if value.is_empty() {
+                out.retain(|(k, _)| *k != key);
+            } else {
+                out.push((key, value));
             }
         }
     }
@@ -477,8 +598,54 @@ fn systemd_unit_is_hardened_and_loads_the_keys_as_credentials() {
     assert!(get("Environment").contains(&"SECURE_STORE_DATA_DIR=%S/secure-store"));
 }
 
+#[test]
+fn systemd_postgres_dropin_loads_the_kek_as_a_credential_and_the_server_reads_it_there() {
+    let unit = read("deploy/systemd/secure-store-server.service");
+    let dropin = read(PG_DROPIN);
+    let keys = with_dropins(&unit, &[&dropin]);
+    let get = |k: &str| -> Vec<&str> {
+        keys.iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    };
+    // The TLS files again, the KEK, and no Tang key directory (the keys are
+    // in the database; a replica need not hold them in clear).
+    let creds: Vec<(&str, &str)> = get("LoadCredential")
+        .iter()
+        .map(|v| v.split_once(':').unwrap())
+        .collect();
+    assert_eq!(
+        creds,
+        [
+            ("ca.crt", "/etc/secure-store/server/ca.crt"),
+            ("server.crt", "/etc/secure-store/server/server.crt"),
+            ("server.key", "/etc/secure-store/server/server.key"),
+            ("tang.kek", "/etc/secure-store/tang.kek"),
+        ]
+    );
+    // The server reads the KEK from systemd's copy (%d = $CREDENTIALS_DIRECTORY) ...
+    assert!(get("Environment").contains(&"SECURE_STORE_TANG_KEK_FILE=%d/tang.kek"));
+    // ... the database URL, password included, from a root-only file, never argv.
+    assert_eq!(get("EnvironmentFile"), ["/etc/secure-store/database.env"]);
+    assert_eq!(get("ExecStart"), ["/usr/local/bin/secure-store server"]);
+    assert!(!dropin.contains("ExecStart"));
+    // The credentials script knows that credential name: no key directory then.
+    let script = read("deploy/systemd/secure-store-server-credentials");
+    assert!(script.contains(r#"[ -f "$CREDENTIALS_DIRECTORY/tang.kek" ]"#));
+    // The drop-in changes no hardening setting of the main unit.
+    let own: Vec<String> = service_keys(&dropin).into_iter().map(|(k, _)| k).collect();
+    for key in &own {
+        assert!(
+            ["EnvironmentFile", "LoadCredential", "Environment"].contains(&key.as_str()),
+            "the drop-in sets {key}"
+        );
+    }
+}
+
 /// `systemd-analyze verify` with the binaries pointed at this build and the
-/// man page the unit documents generated from the CLI.
+/// man page the unit documents generated from the CLI, alone and with the
+/// PostgreSQL drop-in in `secure-store-server.service.d/` beside it.
 #[test]
 fn systemd_unit_passes_systemd_analyze_verify() {
     let Some(analyze) = tool("systemd-analyze", "systemd") else {
@@ -495,26 +662,36 @@ fn systemd_unit_passes_systemd_analyze_verify() {
             "/usr/local/libexec/secure-store-server-credentials",
             script.to_str().unwrap(),
         );
-    let path = dir.path().join("secure-store-server.service");
-    fs::write(&path, unit).unwrap();
     let man1 = dir.path().join("man/man1");
     ok(&mut ss(["man", "--out", man1.to_str().unwrap()]));
-    let out = Command::new(analyze)
-        .arg("verify")
-        .arg(&path)
-        .env("MANPATH", dir.path().join("man"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    // Only lines about our unit count (the host's own units may have warnings).
-    let ours: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.contains("secure-store-server.service"))
-        .collect();
-    assert!(
-        out.status.success() && ours.is_empty(),
-        "systemd-analyze verify:\n{stderr}"
-    );
+    for with_dropin in [false, true] {
+        let units = dir.path().join(format!("units-{with_dropin}"));
+        fs::create_dir_all(&units).unwrap();
+        let path = units.join("secure-store-server.service");
+        fs::write(&path, &unit).unwrap();
+        if with_dropin {
+            let d = units.join("secure-store-server.service.d");
+            fs::create_dir_all(&d).unwrap();
+            fs::write(d.join("postgres.conf"), read(PG_DROPIN)).unwrap();
+        }
+        let out = Command::new(&analyze)
+            .arg("verify")
+            .arg(&path)
+            .env("MANPATH", dir.path().join("man"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // Only lines about our unit count (the host's own units may have
+        // warnings); the drop-in's own lines name secure-store-server.service.d/.
+        let ours: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("secure-store-server.service"))
+            .collect();
+        assert!(
+            out.status.success() && ours.is_empty(),
+            "systemd-analyze verify (drop-in: {with_dropin}):\n{stderr}"
+        );
+    }
 }
 
 /// An external tool, or `None` (skip) when it is missing and interop is not required.
@@ -539,16 +716,17 @@ fn tool(name: &str, package: &str) -> Option<PathBuf> {
 }
 
 /// What systemd does for `LoadCredential=ID:PATH`: a file becomes `ID`, a
-/// directory's files become `ID_<name>` (read-only copies).
-fn load_credentials(unit: &str, from: &Path, to: &Path) {
+/// directory's files become `ID_<name>` (read-only copies). `etc` stands for
+/// `/etc/secure-store`.
+fn load_credentials(settings: &[(String, String)], etc: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
-    for (key, value) in service_keys(unit) {
+    for (key, value) in settings {
         if key != "LoadCredential" {
             continue;
         }
         let (id, path) = value.split_once(':').unwrap();
-        let src = from.join(
-            path.strip_prefix("/etc/secure-store/server")
+        let src = etc.join(
+            path.strip_prefix("/etc/secure-store")
                 .unwrap()
                 .trim_start_matches('/'),
         );
@@ -577,7 +755,8 @@ fn credentials_script_lays_out_the_server_directory_the_server_starts_from() {
     ]));
     let unit = read("deploy/systemd/secure-store-server.service");
     let creds = dir.path().join("credentials");
-    load_credentials(&unit, &fleet.join("server"), &creds);
+    // FLEET/server is /etc/secure-store/server.
+    load_credentials(&service_keys(&unit), &fleet, &creds);
     let runtime = dir.path().join("run");
     fs::create_dir_all(&runtime).unwrap();
     let script = root().join("deploy/systemd/secure-store-server-credentials");
@@ -621,10 +800,22 @@ fn credentials_script_lays_out_the_server_directory_the_server_starts_from() {
 
     // The real server starts from it (env as the unit sets it) and announces its port.
     let state = dir.path().join("state");
-    let mut child = ss(["server"])
-        .env("SECURE_STORE_FLEET", &server)
-        .env("SECURE_STORE_DATA_DIR", &state)
-        .env("SECURE_STORE_LISTEN", "127.0.0.1:0")
+    let log = start_server_as_the_unit(&server, &state, &[]);
+    assert!(log.contains(r#"tang_keys="directory""#), "{log}");
+    assert!(state.join("state.db").is_file());
+}
+
+/// Starts `secure-store server` with the environment the unit gives it (and
+/// `extra`), waits for its "listening" line, stops it; returns its log.
+fn start_server_as_the_unit(server: &Path, state: &Path, extra: &[(&str, &Path)]) -> String {
+    let mut cmd = ss(["server"]);
+    cmd.env("SECURE_STORE_FLEET", server)
+        .env("SECURE_STORE_DATA_DIR", state)
+        .env("SECURE_STORE_LISTEN", "127.0.0.1:0");
+    for (name, value) in extra {
+        cmd.env(name, value);
+    }
+    let mut child = cmd
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -632,12 +823,103 @@ fn credentials_script_lays_out_the_server_directory_the_server_starts_from() {
     let mut line = String::new();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    // The startup log line (which key source) follows the stdout line: read
+    // up to it before stopping the server.
+    let mut log = String::new();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    for l in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+        log.push_str(&l);
+        log.push('\n');
+        if l.contains("tang_keys=") {
+            break;
+        }
+    }
     let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
+    let _ = child.wait();
     assert!(
         line.starts_with("secure-store server listening on https://127.0.0.1:"),
-        "server did not start from the credentials layout: {line:?}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "server did not start from the credentials layout: {line:?}\n{log}"
     );
-    assert!(state.join("state.db").is_file());
+    log
+}
+
+/// The PostgreSQL drop-in's credentials (KEK, no key directory) laid out by
+/// the script; the server starts on the sealed keys, reading the KEK where
+/// `%d/tang.kek` points. SQLite stands in for the database: the KEK mode is
+/// the same (docs/STATE.md), and `cli::server_replicas` covers PostgreSQL.
+#[test]
+fn credentials_script_with_the_kek_lays_out_no_key_directory_and_the_server_uses_database_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let etc = dir.path().join("etc"); // /etc/secure-store
+    ok(&mut ss([
+        "fleet",
+        "init",
+        etc.to_str().unwrap(),
+        "--server-name",
+        "localhost",
+    ]));
+    // The operator's steps (docs/DEPLOY.md): a KEK, the keys imported, sealed.
+    let kek = etc.join("tang.kek");
+    ok(&mut ss(["keygen", "--out", kek.to_str().unwrap()]));
+    let state = dir.path().join("state");
+    ok(&mut ss([
+        "server",
+        "import-keys",
+        "--fleet",
+        etc.to_str().unwrap(),
+        "--data-dir",
+        state.to_str().unwrap(),
+        "--tang-kek-file",
+        kek.to_str().unwrap(),
+    ]));
+    // The replica holds no key in clear: the drop-in does not load the directory.
+    fs::remove_dir_all(etc.join("server/tang")).unwrap();
+
+    let settings = with_dropins(
+        &read("deploy/systemd/secure-store-server.service"),
+        &[&read(PG_DROPIN)],
+    );
+    let creds = dir.path().join("credentials");
+    load_credentials(&settings, &etc, &creds);
+    let runtime = dir.path().join("run");
+    fs::create_dir_all(&runtime).unwrap();
+    let script = root().join("deploy/systemd/secure-store-server-credentials");
+    let r = run(Command::new(&script)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .env("RUNTIME_DIRECTORY", &runtime));
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    let server = runtime.join("server");
+    for name in ["ca.crt", "server.crt", "server.key"] {
+        assert!(fs::read_link(server.join(name)).is_ok(), "{name}");
+    }
+    assert!(!server.join("tang").exists());
+
+    // The same credentials without the KEK: no keys at all, refused by name.
+    fs::remove_file(creds.join("tang.kek")).unwrap();
+    let r = run(Command::new(&script)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap())
+        .env("CREDENTIALS_DIRECTORY", &creds)
+        .env("RUNTIME_DIRECTORY", &runtime));
+    assert_ne!(r.code, Some(0));
+    assert!(r.stderr.contains("tang.kek"), "{}", r.stderr);
+    fs::copy(&kek, creds.join("tang.kek")).unwrap();
+
+    // SECURE_STORE_TANG_KEK_FILE=%d/tang.kek, as the drop-in sets it.
+    let kek_env = settings
+        .iter()
+        .find_map(|(k, v)| {
+            (k == "Environment")
+                .then(|| v.strip_prefix("SECURE_STORE_TANG_KEK_FILE=%d/"))
+                .flatten()
+        })
+        .expect("SECURE_STORE_TANG_KEK_FILE in the drop-in");
+    let log = start_server_as_the_unit(
+        &server,
+        &state,
+        &[("SECURE_STORE_TANG_KEK_FILE", &creds.join(kek_env))],
+    );
+    assert!(log.contains(r#"tang_keys="database""#), "{log}");
 }
