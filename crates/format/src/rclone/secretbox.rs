@@ -60,8 +60,10 @@
 //!
 //! **Speed** (criterion, `benches/blocks.rs`, 64 KiB blocks, one core of
 //! the 2-core Xeon, which has AVX-512, default x86_64 target): with the
-//! AVX-512 copy, seal ≈ 1.70 GiB/s and open ≈ 1.76–1.84 GiB/s against
-//! ≈ 0.60 GiB/s for `crypto_secretbox` in the same run; the AVX2 copy
+//! AVX-512 copy, seal ≈ 2.44 GiB/s and open ≈ 2.38 GiB/s against
+//! ≈ 0.61 GiB/s for `crypto_secretbox` in the same run (1.70 and
+//! 1.76–1.84 GiB/s with the lane loop, before `salsa20_blocks_wide`); the
+//! AVX2 copy
 //! alone gave seal ≈ 1.44–1.45 and open ≈ 1.47–1.59 GiB/s (so AVX-512 is
 //! +16–20% on open, +17–18% on seal), and the SSE2 code alone (before the
 //! dispatch) ≈ 1.04–1.08 GiB/s. With AVX2 the keystream (Salsa20, byte

