@@ -470,7 +470,7 @@ impl Cluster {
     }
 
     /// Waits until the server accepts a connection (after crash recovery,
-    /// if any), or fails when it exits or takes longer than [`START_WAIT`].
+    /// if any), or fails when it exits or takes longer than `START_WAIT`.
     fn wait_ready(&self) -> Result<(), String> {
         let deadline = Instant::now() + START_WAIT;
         loop {
@@ -491,7 +491,7 @@ impl Cluster {
     }
 
     /// Stops the server (`mode`: see [`StopMode`]) and waits until the
-    /// postmaster has exited (at most [`STOP_WAIT`]). Clients see their
+    /// postmaster has exited (at most `STOP_WAIT`, 30 s). Clients see their
     /// connections end and new ones refused until [`Cluster::start_again`].
     /// Never on the [`shared`] cluster: other tests use it.
     pub fn stop(&self, mode: StopMode) -> Result<(), String> {
