@@ -40,8 +40,8 @@
 //!   statement costs two round trips in rust-postgres (Parse/Describe, then
 //!   Bind/Execute) plus the server's parse and plan. The statements of every
 //!   unlock (policy read, sighting, audit append) are prepared the first
-//!   time a connection needs them and kept with it ([`Conn`],
-//!   [`Session::prepared`]): one round trip each afterwards. An unlock went
+//!   time a connection needs them and kept with it (`Conn`,
+//!   `Session::prepared`): one round trip each afterwards. An unlock went
 //!   from 18 round trips to 11 (policy read 2 → 1; sighting `BEGIN`, three
 //!   statements, `COMMIT`: 8 → 5; append `BEGIN`, lock, head, insert,
 //!   `COMMIT`: 8 → 5). Prepared statements belong to the database session,
