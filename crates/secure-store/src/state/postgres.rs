@@ -28,11 +28,31 @@
 //!   rollback; needs no table privilege), then reads the head and inserts
 //!   the next entry: appends from every replica are serialised and the chain
 //!   stays linear. The `seq` primary key is the backstop.
-//! - **Reads** run in `REPEATABLE READ, READ ONLY` transactions: one
-//!   snapshot per call, like SQLite's read transactions; the per-request
-//!   [`Store::policy_inputs`] is one statement outside a transaction (one
-//!   round trip) unless the rules must be re-read. A read whose connection
-//!   broke anywhere is retried once on a fresh one (reads are repeatable).
+//! - **Reads** of several statements run in `REPEATABLE READ, READ ONLY`
+//!   transactions: one snapshot per call, like SQLite's read transactions.
+//!   A read that is one statement (the per-request [`Store::policy_inputs`]
+//!   unless the rules must be re-read, `rules`, `revocations`, `audit`,
+//!   `tang_keys`) runs without `BEGIN`/`COMMIT`: one statement sees one
+//!   snapshot anyway, and that saves two round trips. A read whose
+//!   connection broke anywhere is retried once on a fresh one (reads are
+//!   repeatable).
+//! - **Prepared statements, once per connection.** Run with its SQL text, a
+//!   statement costs two round trips in rust-postgres (Parse/Describe, then
+//!   Bind/Execute) plus the server's parse and plan. The statements of every
+//!   unlock (policy read, sighting, audit append) are prepared the first
+//!   time a connection needs them and kept with it (`Conn`,
+//!   `Session::prepared`): one round trip each afterwards. An unlock went
+//!   from 18 round trips to 11 (policy read 2 → 1; sighting `BEGIN`, three
+//!   statements, `COMMIT`: 8 → 5; append `BEGIN`, lock, head, insert,
+//!   `COMMIT`: 8 → 5). Prepared statements belong to the database session,
+//!   so the cache is dropped with its connection and a reconnect (after a
+//!   restart, say) prepares again. A call that fails for any reason also
+//!   empties its connection's cache, so a statement that went stale (a
+//!   table changed under it by a newer replica's migration: "cached plan
+//!   must not change result type") costs one failed call, not a broken
+//!   replica. The audit lock stays a statement of its own before the head
+//!   read: taken in the same statement, the head would be read from a
+//!   snapshot older than the lock.
 //! - **Freshness across replicas.** Nothing a decision depends on is cached
 //!   across calls except the rule list, which is tagged with the
 //!   `rules_version` counter it was read at; [`Store::policy_inputs`] reads
@@ -48,6 +68,8 @@
 //! call it from plain threads or `spawn_blocking`, never directly from an
 //! async task (as with [`super::sqlite::SqliteStore`]).
 
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
@@ -56,7 +78,7 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
-use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Transaction};
+use postgres::{Client, Config, GenericClient, IsolationLevel, NoTls, Row, Statement, Transaction};
 
 use super::chain::{ChainEntry, Verifier, GENESIS_HASH};
 use super::schema::{
@@ -115,9 +137,68 @@ struct CachedRules {
     rules: Vec<Rule>,
 }
 
+/// The statements one connection has prepared, by SQL text. Prepared
+/// statements belong to the database session, so the cache lives and dies
+/// with its [`Conn`]: a fresh connection (after a restart, say) starts
+/// empty and prepares again.
+#[derive(Default)]
+struct Statements(HashMap<&'static str, Statement>);
+
+impl Statements {
+    /// `sql` prepared on `client`'s connection: by the first call that
+    /// needs it, then reused.
+    fn get(
+        &mut self,
+        client: &mut impl GenericClient,
+        sql: &'static str,
+    ) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.0.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = client.prepare(sql)?;
+        self.0.insert(sql, statement.clone());
+        Ok(statement)
+    }
+}
+
+/// A pooled connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    statements: Statements,
+}
+
+/// What a call's closure works with: the connection's client (or the
+/// transaction open on it) and the statements prepared on that connection.
+/// It derefs to the client, so `query("…", …)` with a text still works for
+/// statements not worth caching; [`Session::prepared`] gives a cached one.
+struct Session<'s, C> {
+    client: &'s mut C,
+    statements: &'s mut Statements,
+}
+
+impl<C: GenericClient> Session<'_, C> {
+    /// The hot-path statement `sql`, prepared once per connection.
+    fn prepared(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        self.statements.get(self.client, sql)
+    }
+}
+
+impl<C> Deref for Session<'_, C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        self.client
+    }
+}
+
+impl<C> DerefMut for Session<'_, C> {
+    fn deref_mut(&mut self) -> &mut C {
+        self.client
+    }
+}
+
 #[derive(Default)]
 struct Pool {
-    idle: Vec<Client>,
+    idle: Vec<Conn>,
     /// Connections handed out or idle.
     open: usize,
 }
@@ -244,9 +325,9 @@ impl PostgresStore {
             rules: RwLock::new(None),
             reconnects: AtomicU64::new(0),
         };
-        let mut client = store.connect()?;
-        let migrated = migrate(&mut client, unix_now());
-        store.give_back(client, migrated.is_ok());
+        let mut conn = store.connect()?;
+        let migrated = migrate(&mut conn.client, unix_now());
+        store.give_back(conn, migrated.is_ok());
         migrated?;
         Ok(store)
     }
@@ -264,14 +345,15 @@ impl PostgresStore {
 
     /// The schema version of the database.
     pub fn schema_version(&self) -> Result<i64, StateError> {
-        self.read(|tx| {
-            Ok(tx
-                .query_one("SELECT MAX(version) FROM schema_migrations", &[])?
-                .get(0))
+        self.read_single(|c| {
+            Ok(
+                c.query_one("SELECT MAX(version) FROM schema_migrations", &[])?
+                    .get(0),
+            )
         })
     }
 
-    fn connect(&self) -> Result<Client, StateError> {
+    fn connect(&self) -> Result<Conn, StateError> {
         let failed = |e: postgres::Error| {
             StateError::Database(format!("connecting to {}: {}", self.shown, {
                 match e.as_db_error() {
@@ -282,7 +364,10 @@ impl PostgresStore {
         };
         let mut client = self.config.connect(NoTls).map_err(failed)?;
         client.batch_execute(DURABLE_COMMITS).map_err(failed)?;
-        Ok(client)
+        Ok(Conn {
+            client,
+            statements: Statements::default(),
+        })
     }
 
     fn lock_pool(&self) -> MutexGuard<'_, Pool> {
@@ -291,7 +376,7 @@ impl PostgresStore {
 
     /// An idle connection, or a new one when fewer than the maximum are
     /// open; else waits for one to be given back.
-    fn take(&self) -> Result<Client, StateError> {
+    fn take(&self) -> Result<Conn, StateError> {
         let mut pool = self.lock_pool();
         loop {
             if let Some(c) = pool.idle.pop() {
@@ -323,14 +408,14 @@ impl PostgresStore {
 
     /// Returns a connection to the pool, or closes it when it is not
     /// `healthy`.
-    fn give_back(&self, client: Client, healthy: bool) {
+    fn give_back(&self, conn: Conn, healthy: bool) {
         let mut pool = self.lock_pool();
-        if healthy && !client.is_closed() {
-            pool.idle.push(client);
+        if healthy && !conn.client.is_closed() {
+            pool.idle.push(conn);
         } else {
             pool.open = pool.open.saturating_sub(1);
             drop(pool);
-            drop(client);
+            drop(conn);
         }
         self.freed.notify_one();
     }
@@ -353,19 +438,23 @@ impl PostgresStore {
     fn run<T>(
         &self,
         read_only: bool,
-        mut f: impl FnMut(&mut Transaction<'_>) -> Result<T, StateError>,
+        mut f: impl FnMut(&mut Session<'_, Transaction<'_>>) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         for attempt in 0..2 {
-            let mut client = self.take()?;
-            let out = Self::once(&mut client, read_only, &mut f);
+            let mut conn = self.take()?;
+            let out = Self::once(&mut conn, read_only, &mut f);
             match out {
                 Ok(v) => {
-                    self.give_back(client, true);
+                    self.give_back(conn, true);
                     return Ok(v);
                 }
                 Err(Failure::Other(e, broken)) => {
-                    let broken = broken || client.is_closed();
-                    self.give_back(client, !broken);
+                    let broken = broken || conn.client.is_closed();
+                    // Whatever failed, the connection re-prepares from
+                    // scratch (e.g. after a newer replica's migration
+                    // changed a table under a cached statement).
+                    conn.statements = Statements::default();
+                    self.give_back(conn, !broken);
                     if broken {
                         self.drop_idle();
                     }
@@ -377,8 +466,8 @@ impl PostgresStore {
                     tracing::warn!(url = %self.shown, error = %e, "state database connection lost; reconnecting");
                 }
                 Err(Failure::Begin(e)) => {
-                    let broken = connection_broken(&client, &e);
-                    self.give_back(client, !broken);
+                    let broken = connection_broken(&conn.client, &e);
+                    self.give_back(conn, !broken);
                     if !broken || attempt == 1 {
                         return Err(e.into());
                     }
@@ -392,18 +481,21 @@ impl PostgresStore {
     }
 
     fn once<T>(
-        client: &mut Client,
+        conn: &mut Conn,
         read_only: bool,
-        f: &mut impl FnMut(&mut Transaction<'_>) -> Result<T, StateError>,
+        f: &mut impl FnMut(&mut Session<'_, Transaction<'_>>) -> Result<T, StateError>,
     ) -> Result<T, Failure> {
-        let mut builder = client.build_transaction();
+        let mut builder = conn.client.build_transaction();
         if read_only {
             builder = builder
                 .isolation_level(IsolationLevel::RepeatableRead)
                 .read_only(true);
         }
         let mut tx = builder.start().map_err(Failure::Begin)?;
-        let out = f(&mut tx);
+        let out = f(&mut Session {
+            client: &mut tx,
+            statements: &mut conn.statements,
+        });
         let out = match out {
             Ok(v) => v,
             Err(e) => {
@@ -424,19 +516,24 @@ impl PostgresStore {
     /// it is retried once on a fresh connection when the connection broke.
     fn read_single<T>(
         &self,
-        mut f: impl FnMut(&mut Client) -> Result<T, StateError>,
+        mut f: impl FnMut(&mut Session<'_, Client>) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         for attempt in 0..2 {
-            let mut client = self.take()?;
-            match f(&mut client) {
+            let mut conn = self.take()?;
+            let out = f(&mut Session {
+                client: &mut conn.client,
+                statements: &mut conn.statements,
+            });
+            match out {
                 Ok(v) => {
-                    self.give_back(client, true);
+                    self.give_back(conn, true);
                     return Ok(v);
                 }
                 Err(e) => {
-                    let broken =
-                        client.is_closed() || client.is_valid(Duration::from_secs(2)).is_err();
-                    self.give_back(client, !broken);
+                    let broken = conn.client.is_closed()
+                        || conn.client.is_valid(Duration::from_secs(2)).is_err();
+                    conn.statements = Statements::default();
+                    self.give_back(conn, !broken);
                     if !broken || attempt == 1 {
                         return Err(e);
                     }
@@ -451,14 +548,14 @@ impl PostgresStore {
 
     fn read<T>(
         &self,
-        f: impl FnMut(&mut Transaction<'_>) -> Result<T, StateError>,
+        f: impl FnMut(&mut Session<'_, Transaction<'_>>) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         self.run(true, f)
     }
 
     fn write<T>(
         &self,
-        f: impl FnMut(&mut Transaction<'_>) -> Result<T, StateError>,
+        f: impl FnMut(&mut Session<'_, Transaction<'_>>) -> Result<T, StateError>,
     ) -> Result<T, StateError> {
         self.run(false, f)
     }
@@ -592,8 +689,44 @@ fn device_from_row(row: &Row) -> Result<Device, StateError> {
     })
 }
 
-const AUDIT_COLUMNS: &str =
-    "seq, time, decision, reason, device, address, endpoint, key_id, prev_hash, hash";
+macro_rules! audit_columns {
+    () => {
+        "seq, time, decision, reason, device, address, endpoint, key_id, prev_hash, hash"
+    };
+}
+const AUDIT_COLUMNS: &str = audit_columns!();
+
+// The statements of every unlock, prepared once per connection
+// ([`Session::prepared`]).
+
+/// [`Store::policy_inputs`]: revocation, status and the rules' version.
+const POLICY_INPUTS: &str =
+    "SELECT EXISTS (SELECT 1 FROM revocations WHERE (kind = 'device' AND value = $1) \
+                                             OR (kind = 'serial' AND value = $2)), \
+            (SELECT status FROM devices WHERE id = $1), \
+            (SELECT value FROM counters WHERE name = 'rules_version')";
+/// [`Store::record_sighting`]: the device row, its groups, its serial.
+const SIGHTING_DEVICE: &str =
+    "INSERT INTO devices (id, status, first_seen, last_seen, last_address) \
+     VALUES ($1, 'enabled', $2, $2, $3) \
+     ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, \
+                                    last_address = excluded.last_address";
+const DEVICE_GROUPS: &str =
+    "SELECT group_name FROM device_groups WHERE device_id = $1 ORDER BY group_name";
+const GROUPS_DELETE: &str = "DELETE FROM device_groups WHERE device_id = $1";
+const GROUP_INSERT: &str = "INSERT INTO device_groups (device_id, group_name) VALUES ($1, $2)";
+const SIGHTING_SERIAL: &str =
+    "INSERT INTO device_serials (device_id, serial, first_seen, last_seen) \
+     VALUES ($1, $2, $3, $3) \
+     ON CONFLICT (device_id, serial) DO UPDATE SET last_seen = excluded.last_seen";
+/// [`Store::append_audit`]: the appenders' lock, the head, the new entry.
+const AUDIT_LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+const AUDIT_HEAD: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+const AUDIT_INSERT: &str = concat!(
+    "INSERT INTO audit (",
+    audit_columns!(),
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+);
 
 fn audit_from_row(row: &Row) -> Result<AuditRecord, StateError> {
     let seq: i64 = row.try_get(0)?;
@@ -656,19 +789,14 @@ impl Store for PostgresStore {
         // One statement, one snapshot, one round trip. When the rules must
         // be re-read, that read may see a newer rule set than `version`
         // says; it is then re-read on the next call, never kept stale.
-        self.read_single(|tx| {
-            let row = tx.query_one(
-                "SELECT EXISTS (SELECT 1 FROM revocations WHERE (kind = 'device' AND value = $1) \
-                                                        OR (kind = 'serial' AND value = $2)), \
-                        (SELECT status FROM devices WHERE id = $1), \
-                        (SELECT value FROM counters WHERE name = 'rules_version')",
-                &[&device_id, &serial],
-            )?;
+        self.read_single(|c| {
+            let statement = c.prepared(POLICY_INPUTS)?;
+            let row = c.query_one(&statement, &[&device_id, &serial])?;
             let revoked: bool = row.try_get(0)?;
             let status: Option<String> = row.try_get(1)?;
             let version: i64 = row.try_get(2)?;
             let status = status.as_deref().map(status_from_str).transpose()?;
-            let rules = self.rules_at(tx, version)?;
+            let rules = self.rules_at(&mut **c, version)?;
             Ok(PolicyInputs {
                 revoked,
                 status,
@@ -692,40 +820,29 @@ impl Store for PostgresStore {
             // The upsert locks the device's row until commit, so two
             // sightings of one device (two replicas) rewrite its groups
             // one after the other.
-            tx.execute(
-                "INSERT INTO devices (id, status, first_seen, last_seen, last_address) \
-                 VALUES ($1, 'enabled', $2, $2, $3) \
-                 ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, \
-                                                last_address = excluded.last_address",
-                &[&s.device_id, &s.at, &address],
-            )?;
+            let upsert = tx.prepared(SIGHTING_DEVICE)?;
+            tx.execute(&upsert, &[&s.device_id, &s.at, &address])?;
             // The certificate's groups are authoritative; rewrite only on change.
-            let current = strings(
-                tx,
-                "SELECT group_name FROM device_groups WHERE device_id = $1 ORDER BY group_name",
-                s.device_id,
-            )?;
+            let select = tx.prepared(DEVICE_GROUPS)?;
+            let current = tx
+                .query(&select, &[&s.device_id])?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<Vec<String>, _>>()?;
             if current
                 .iter()
                 .map(String::as_str)
                 .ne(groups.iter().copied())
             {
-                tx.execute(
-                    "DELETE FROM device_groups WHERE device_id = $1",
-                    &[&s.device_id],
-                )?;
-                let ins = tx
-                    .prepare("INSERT INTO device_groups (device_id, group_name) VALUES ($1, $2)")?;
+                let delete = tx.prepared(GROUPS_DELETE)?;
+                tx.execute(&delete, &[&s.device_id])?;
+                let insert = tx.prepared(GROUP_INSERT)?;
                 for g in &groups {
-                    tx.execute(&ins, &[&s.device_id, g])?;
+                    tx.execute(&insert, &[&s.device_id, g])?;
                 }
             }
-            tx.execute(
-                "INSERT INTO device_serials (device_id, serial, first_seen, last_seen) \
-                 VALUES ($1, $2, $3, $3) \
-                 ON CONFLICT (device_id, serial) DO UPDATE SET last_seen = excluded.last_seen",
-                &[&s.device_id, &serial, &s.at],
-            )?;
+            let upsert = tx.prepared(SIGHTING_SERIAL)?;
+            tx.execute(&upsert, &[&s.device_id, &serial, &s.at])?;
             Ok(())
         })
     }
@@ -740,11 +857,7 @@ impl Store for PostgresStore {
                 return Ok(None);
             };
             let mut device = device_from_row(&row)?;
-            device.groups = strings(
-                tx,
-                "SELECT group_name FROM device_groups WHERE device_id = $1 ORDER BY group_name",
-                id,
-            )?;
+            device.groups = strings(tx, DEVICE_GROUPS, id)?;
             device.serials = strings(
                 tx,
                 "SELECT serial FROM device_serials WHERE device_id = $1 \
@@ -823,7 +936,7 @@ impl Store for PostgresStore {
     }
 
     fn revocations(&self) -> Result<Vec<RevocationTarget>, StateError> {
-        self.read(|tx| {
+        self.read_single(|tx| {
             tx.query(
                 "SELECT kind, value FROM revocations ORDER BY at, kind, value",
                 &[],
@@ -909,16 +1022,17 @@ impl Store for PostgresStore {
     }
 
     fn rules(&self) -> Result<Vec<Rule>, StateError> {
-        self.read(|tx| load_rules(tx))
+        self.read_single(|c| load_rules(&mut **c))
     }
 
     fn append_audit(&self, event: &AuditEvent) -> Result<AuditRecord, StateError> {
         let address = event.address.map(|a| a.to_string());
         self.write(|tx| {
             // Serialises appenders of every replica until commit.
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK_KEY])?;
-            let last =
-                tx.query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])?;
+            let lock = tx.prepared(AUDIT_LOCK)?;
+            tx.execute(&lock, &[&AUDIT_LOCK_KEY])?;
+            let head = tx.prepared(AUDIT_HEAD)?;
+            let last = tx.query_opt(&head, &[])?;
             let (seq, prev_hash) = match last {
                 Some(row) => (row.try_get::<_, i64>(0)? + 1, row.try_get::<_, String>(1)?),
                 None => (1, GENESIS_HASH.to_owned()),
@@ -934,11 +1048,9 @@ impl Store for PostgresStore {
                 time: event.time,
             };
             let hash = entry.hash(&prev_hash);
+            let insert = tx.prepared(AUDIT_INSERT)?;
             tx.execute(
-                &format!(
-                    "INSERT INTO audit ({AUDIT_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-                ),
+                &insert,
                 &[
                     &seq,
                     &event.time,
@@ -990,7 +1102,7 @@ impl Store for PostgresStore {
              ORDER BY seq DESC LIMIT ${}) AS newest ORDER BY seq",
             params.len()
         );
-        self.read(|tx| {
+        self.read_single(|tx| {
             tx.query(&sql, &params)?
                 .iter()
                 .map(audit_from_row)
@@ -1026,7 +1138,7 @@ impl Store for PostgresStore {
     }
 
     fn tang_keys(&self) -> Result<Vec<TangKeyRow>, StateError> {
-        self.read(|tx| {
+        self.read_single(|tx| {
             tx.query(
                 "SELECT thumbprint, hidden, created, format, sealed FROM tang_keys ORDER BY thumbprint",
                 &[],
@@ -1445,6 +1557,113 @@ mod tests {
             store.verify_audit().unwrap(),
             AuditVerification {
                 entries: appended,
+                first_bad_seq: None
+            }
+        );
+    }
+
+    /// Every statement the store caches.
+    const HOT: [&str; 9] = [
+        POLICY_INPUTS,
+        SIGHTING_DEVICE,
+        DEVICE_GROUPS,
+        GROUPS_DELETE,
+        GROUP_INSERT,
+        SIGHTING_SERIAL,
+        AUDIT_LOCK,
+        AUDIT_HEAD,
+        AUDIT_INSERT,
+    ];
+
+    /// The backend pid of the store's connection and the cached statements
+    /// prepared on it, as (SQL, name, prepare time), sorted, read from
+    /// `pg_prepared_statements` (a store of one connection, so it is the one
+    /// every call uses).
+    fn prepared_on(store: &PostgresStore) -> (i32, Vec<(String, String, String)>) {
+        store
+            .read_single(|c| {
+                let pid: i32 = c.query_one("SELECT pg_backend_pid()", &[])?.get(0);
+                let hot: Vec<&str> = HOT.to_vec();
+                let rows = c.query(
+                    "SELECT statement, name, prepare_time::TEXT FROM pg_prepared_statements \
+                     WHERE statement = ANY($1) ORDER BY statement",
+                    &[&hot],
+                )?;
+                Ok((
+                    pid,
+                    rows.iter()
+                        .map(|r| (r.get(0), r.get(1), r.get(2)))
+                        .collect(),
+                ))
+            })
+            .unwrap()
+    }
+
+    /// One unlock's calls, with groups that change every time (so the
+    /// group rewrite runs too).
+    fn unlock(store: &PostgresStore, n: i64) {
+        store.policy_inputs("cached", "1").unwrap();
+        let groups = [format!("g{n}")];
+        store
+            .record_sighting(&Sighting {
+                device_id: "cached",
+                groups: &groups,
+                serial: "01",
+                address: "192.0.2.7".parse().unwrap(),
+                at: n,
+            })
+            .unwrap();
+        store.append_audit(&event(n, "cached")).unwrap();
+    }
+
+    #[test]
+    fn hot_statements_are_prepared_once_per_connection_and_again_after_a_reconnect() {
+        let Some(url) = database() else { return };
+        let cluster = pg_cluster::shared().unwrap();
+        let store = PostgresStore::open_with(&url, 1).unwrap();
+        unlock(&store, 1);
+        let (pid, first) = prepared_on(&store);
+        let mut sqls: Vec<String> = first.iter().map(|(sql, _, _)| sql.clone()).collect();
+        let mut want: Vec<String> = HOT.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(sqls, want, "each hot statement prepared exactly once");
+        // More unlocks on the same connection reuse them: same names, same
+        // prepare times, nothing prepared twice.
+        for n in 2..6 {
+            unlock(&store, n);
+        }
+        assert_eq!(prepared_on(&store), (pid, first.clone()));
+
+        // The connection is cut: the next call reconnects, and the new
+        // session prepares the statements again as they are needed.
+        assert!(cluster.terminate_sessions(db_name(&url)).unwrap() >= 1);
+        wait_until_gone(&url);
+        let before = store.reconnects();
+        store.policy_inputs("cached", "1").unwrap();
+        assert_eq!(store.reconnects(), before + 1);
+        let (new_pid, after_cut) = prepared_on(&store);
+        assert_ne!(new_pid, pid);
+        let only: Vec<&str> = after_cut.iter().map(|(sql, _, _)| sql.as_str()).collect();
+        assert_eq!(only, [POLICY_INPUTS]);
+        unlock(&store, 6);
+        let (_, again) = prepared_on(&store);
+        sqls = again.iter().map(|(sql, _, _)| sql.clone()).collect();
+        assert_eq!(sqls, want);
+
+        // A failed call leaves its connection with nothing cached (a
+        // statement may have gone stale, e.g. a table changed under it);
+        // the next calls prepare again and work.
+        assert!(matches!(
+            store.remove_rule(12345),
+            Err(StateError::NoSuchRule(12345))
+        ));
+        assert_eq!(prepared_on(&store), (new_pid, Vec::new()));
+        unlock(&store, 7);
+        assert_eq!(prepared_on(&store).1.len(), HOT.len());
+        assert_eq!(
+            store.verify_audit().unwrap(),
+            AuditVerification {
+                entries: 7,
                 first_bad_seq: None
             }
         );
