@@ -656,14 +656,7 @@ fn respond_loop(
         }
         let (n, from) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
+            Err(e) if read_timed_out(&e) => continue,
             Err(e) => {
                 tracing::warn!("mDNS receive failed: {e}");
                 std::thread::sleep(Duration::from_millis(200));
@@ -741,14 +734,7 @@ pub fn browse(wait: Duration) -> Result<Vec<Found>, DiscoveryError> {
         socket.set_read_timeout(Some((end - now).max(Duration::from_millis(1))))?;
         let (n, _) = match socket.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                break
-            }
+            Err(e) if read_timed_out(&e) => break,
             Err(e) => return Err(e.into()),
         };
         for f in parse_response(&buf[..n]) {
@@ -761,6 +747,15 @@ pub fn browse(wait: Duration) -> Result<Vec<Found>, DiscoveryError> {
         }
     }
     Ok(found)
+}
+
+/// A socket read that ended because its timeout passed (the kind depends
+/// on the platform), not because of an error.
+fn read_timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 #[cfg(test)]
