@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use secure_store::discovery::{self, Advertisement, Responder};
 
 use super::harness::*;
-use super::run::{fleet_with_device, seal_offline};
+use super::run::{enroll_env, fleet_with_device, seal_offline};
 
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -138,13 +138,7 @@ fn run_finds_the_server_by_mdns_and_mutual_tls_still_decides() {
     // the client must use the SRV target as the TLS name and the A record
     // from the answer as the address.
     ok(ss(["fleet", "init", "--server-name", "keys.mdns.test"]).arg(&fleet));
-    let out = ok(ss(["fleet", "enroll"]).arg(&fleet).args(["cam-m", "--env"]));
-    let mtls: Vec<(String, String)> = out
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| k.starts_with("MTLS_"))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let mtls = enroll_env(&fleet, "cam-m");
     let name = unique("ss-test");
     let (mut server, _url) = start_server(&fleet, &name, &[], &[]);
 
@@ -342,13 +336,7 @@ fn run_finds_a_server_in_another_network_namespace_over_veth() {
     let tmp = tempfile::tempdir().unwrap();
     let fleet = tmp.path().join("fleet");
     ok(ss(["fleet", "init", "--server-name", "keys.veth.test"]).arg(&fleet));
-    let out = ok(ss(["fleet", "enroll"]).arg(&fleet).args(["cam-v", "--env"]));
-    let mtls: Vec<(String, String)> = out
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| k.starts_with("MTLS_"))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let mtls = enroll_env(&fleet, "cam-v");
     let envelope = seal_offline(&fleet, "https://127.0.0.1:1");
 
     let mut server = pair

@@ -132,12 +132,6 @@ fn one_clean_error(cmd: &mut Command, needles: &[&str]) -> String {
     r.stderr
 }
 
-fn store_cmd(args: &[&str]) -> Command {
-    let mut cmd = ss(["store"]);
-    cmd.args(args).env("STORE_PASSWORD", KEY);
-    cmd
-}
-
 /// `store verify` succeeds and `store ls` lists exactly `names`.
 fn store_is_sound(store: &Path, names: &[&str]) {
     ok(store_cmd(&["verify"]).arg(store));
@@ -170,18 +164,25 @@ fn only_complete_files(out: &Path, src: &Path) {
     }
 }
 
+/// A store on a new `size` tmpfs at `tmp/mnt` holding `tmp/src/a.txt`
+/// ("hello"): the tmpfs, the store and the source folder.
+fn hello_store_on_tmpfs(tmp: &Path, mnt: &str, size: &str) -> (Tmpfs, PathBuf, PathBuf) {
+    let small = Tmpfs::mount(&tmp.join(mnt), size);
+    let store = small.dir.join("store");
+    ok(store_cmd(&["init"]).arg(&store));
+    let src = tmp.join("src");
+    write(&src.join("a.txt"), b"hello");
+    ok(store_cmd(&["encrypt"]).arg(&src).arg(&store));
+    (small, store, src)
+}
+
 #[test]
 fn full_disk_during_store_encrypt_and_decrypt_fails_cleanly() {
     if !can_mount() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let small = Tmpfs::mount(&tmp.path().join("small"), "2m");
-    let store = small.dir.join("store");
-    ok(store_cmd(&["init"]).arg(&store));
-    let first = tmp.path().join("first");
-    write(&first.join("a.txt"), b"hello");
-    ok(store_cmd(&["encrypt"]).arg(&first).arg(&store));
+    let (small, store, _) = hello_store_on_tmpfs(tmp.path(), "small", "2m");
 
     // 3 MiB into a 2 MiB file system.
     let big = tmp.path().join("big");
@@ -213,12 +214,7 @@ fn read_only_destination_during_store_encrypt_and_decrypt_fails_cleanly() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let small = Tmpfs::mount(&tmp.path().join("ro"), "4m");
-    let store = small.dir.join("store");
-    ok(store_cmd(&["init"]).arg(&store));
-    let src = tmp.path().join("src");
-    write(&src.join("a.txt"), b"hello");
-    ok(store_cmd(&["encrypt"]).arg(&src).arg(&store));
+    let (small, store, src) = hello_store_on_tmpfs(tmp.path(), "ro", "4m");
     small.read_only();
 
     write(&src.join("b.txt"), b"more");

@@ -96,6 +96,13 @@ pub fn fails(cmd: &mut Command, needle: &str) -> String {
     r.stderr
 }
 
+/// `secure-store store ARGS` with the test key in `STORE_PASSWORD`.
+pub fn store_cmd(args: &[&str]) -> Command {
+    let mut cmd = ss(["store"]);
+    cmd.args(args).env("STORE_PASSWORD", KEY);
+    cmd
+}
+
 /// Writes a file, creating parent folders.
 pub fn write(path: &Path, bytes: &[u8]) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();

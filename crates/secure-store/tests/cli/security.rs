@@ -6,44 +6,20 @@
 //! peers: curl, `openssl s_client`, rustls clients and servers built here
 //! with rcgen-made certificates.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
-use secure_store::client::http::{self, HttpErrorKind, Response, Timeouts};
+use secure_store::client::http::{self, HttpErrorKind, Response};
 use secure_store::pki::layout::FleetDir;
 use secure_store::pki::tls;
 
 use super::harness::*;
-use super::server::{enroll, init_fleet, read, tls as tls_of, Server};
+use super::server::{
+    admin, ca_signed, call, device_tls, enroll, init_fleet, read, refused, tls as tls_of, Server,
+};
 
-fn device_tls(fleet: &FleetDir, id: &str) -> Arc<rustls::ClientConfig> {
-    let d = fleet.device(id);
-    tls_of(&d.ca_cert(), &d.cert(), &d.key())
-}
-
-fn call(
-    url: &str,
-    method: &str,
-    body: Option<&[u8]>,
-    tls: Arc<rustls::ClientConfig>,
-) -> Result<Response, http::HttpError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(http::request(
-            url,
-            method,
-            body.map(|b| ("application/json", b)),
-            Some(tls),
-            &Timeouts::all(Duration::from_secs(10)),
-        ))
-}
-
-/// Asserts a JSON refusal with `status` and `code`.
 /// An oversized body: the server answers 413 `too_large` at once and closes,
 /// so a client still writing the body may see the connection closed
 /// instead of the answer (a race, both are a clean refusal); what must
@@ -55,18 +31,15 @@ fn too_large(r: Result<Response, http::HttpError>) {
     }
 }
 
-fn refused(r: &Response, status: u16, code: &str) {
-    let text = String::from_utf8_lossy(&r.body);
-    assert_eq!(r.status, status, "{text}");
-    let body: serde_json::Value =
-        serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("not JSON: {text}"));
-    assert_eq!(body["error"], code, "{text}");
+/// `GET /key` on `server`, presenting `tls`.
+fn get_key(server: &Server, tls: Arc<rustls::ClientConfig>) -> Result<Response, http::HttpError> {
+    call(&server.url("/key"), "GET", None, tls)
 }
 
-fn admin(fleet: &FleetDir, server: &Server, args: &[&str]) -> Command {
-    let mut cmd = ss(["admin", "--server", &server.url(""), "--fleet"]);
-    cmd.arg(fleet.root()).args(args);
-    cmd
+/// Asserts that `GET /key` with `tls` is refused in the TLS handshake.
+fn assert_tls_rejected(server: &Server, tls: Arc<rustls::ClientConfig>) {
+    let e = get_key(server, tls).unwrap_err();
+    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
 }
 
 /// The audit as JSON entries, read by the admin.
@@ -76,25 +49,6 @@ fn audit(fleet: &FleetDir, server: &Server) -> Vec<serde_json::Value> {
 
 fn audited(entries: &[serde_json::Value], reason: &str) -> bool {
     entries.iter().any(|e| e["reason"] == reason)
-}
-
-/// A certificate signed by the fleet CA with rcgen: `(cert PEM, key PEM)`.
-fn ca_signed(
-    fleet: &FleetDir,
-    edit: impl FnOnce(&mut rcgen::CertificateParams),
-) -> (String, String) {
-    use rcgen::{CertificateParams, KeyPair};
-    let ca_pem = String::from_utf8(read(&fleet.ca_cert())).unwrap();
-    let ca_key = KeyPair::from_pem(&String::from_utf8(read(&fleet.ca_key())).unwrap()).unwrap();
-    let ca = CertificateParams::from_ca_cert_pem(&ca_pem)
-        .unwrap()
-        .self_signed(&ca_key)
-        .unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::new()).unwrap();
-    edit(&mut p);
-    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
-    (cert.pem(), key.serialize_pem())
 }
 
 fn device_params(id: &str) -> impl FnOnce(&mut rcgen::CertificateParams) {
@@ -133,23 +87,11 @@ fn wrong_ca_is_refused_in_the_handshake_and_audited() {
     // The stranger trusts our CA, so only its own certificate is wrong;
     // its device id even equals an enrolled one.
     let d = other.device("dev-1");
-    let e = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        tls_of(&fleet.ca_cert(), &d.cert(), &d.key()),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    assert_tls_rejected(&server, tls_of(&fleet.ca_cert(), &d.cert(), &d.key()));
     assert_eq!(
-        call(
-            &server.url("/key"),
-            "GET",
-            None,
-            device_tls(&fleet, "dev-1")
-        )
-        .unwrap()
-        .status,
+        get_key(&server, device_tls(&fleet, "dev-1"))
+            .unwrap()
+            .status,
         201
     );
     assert!(audited(&audit(&fleet, &server), "tls_unknown_ca"));
@@ -163,14 +105,10 @@ fn self_signed_client_certificate_with_a_device_uri_is_refused() {
     let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     device_params("dev-1")(&mut p);
     let forged = p.self_signed(&key).unwrap();
-    let e = call(
-        &server.url("/key"),
-        "GET",
-        None,
+    assert_tls_rejected(
+        &server,
         pem_tls(&fleet, &forged.pem(), &key.serialize_pem()),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    );
     let entries = audit(&fleet, &server);
     assert!(audited(&entries, "tls_unknown_ca"), "{entries:?}");
     // Nothing was registered for dev-1 by the forgery.
@@ -187,36 +125,16 @@ fn expired_and_not_yet_valid_certificates_are_refused() {
         p.not_before = rcgen::date_time_ymd(2020, 1, 1);
         p.not_after = rcgen::date_time_ymd(2021, 1, 1);
     });
-    let e = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        pem_tls(&fleet, &cert, &key),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    assert_tls_rejected(&server, pem_tls(&fleet, &cert, &key));
     let (cert, key) = ca_signed(&fleet, |p| {
         device_params("future")(p);
         p.not_before = rcgen::date_time_ymd(2090, 1, 1);
         p.not_after = rcgen::date_time_ymd(2091, 1, 1);
     });
-    let e = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        pem_tls(&fleet, &cert, &key),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    assert_tls_rejected(&server, pem_tls(&fleet, &cert, &key));
     // The same certificate, made valid now, gets through: only the dates differ.
     let (cert, key) = ca_signed(&fleet, device_params("future"));
-    let r = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        pem_tls(&fleet, &cert, &key),
-    )
-    .unwrap();
+    let r = get_key(&server, pem_tls(&fleet, &cert, &key)).unwrap();
     assert_eq!(r.status, 201);
     let entries = audit(&fleet, &server);
     assert!(audited(&entries, "tls_expired"), "{entries:?}");
@@ -240,31 +158,17 @@ fn a_revoked_serial_refuses_that_certificate_only() {
         .arg(fleet.root())
         .arg("dev-1"));
     let old_tls = || tls_of(&fleet.ca_cert(), &old.join("c.crt"), &old.join("c.key"));
-    assert_eq!(
-        call(&server.url("/key"), "GET", None, old_tls())
-            .unwrap()
-            .status,
-        201
-    );
+    assert_eq!(get_key(&server, old_tls()).unwrap().status, 201);
     ok(&mut admin(
         &fleet,
         &server,
         &["revoke", "--serial", &serial],
     ));
-    refused(
-        &call(&server.url("/key"), "GET", None, old_tls()).unwrap(),
-        403,
-        "revoked",
-    );
+    refused(&get_key(&server, old_tls()).unwrap(), 403, "revoked");
     assert_eq!(
-        call(
-            &server.url("/key"),
-            "GET",
-            None,
-            device_tls(&fleet, "dev-1")
-        )
-        .unwrap()
-        .status,
+        get_key(&server, device_tls(&fleet, "dev-1"))
+            .unwrap()
+            .status,
         201
     );
 }
@@ -283,11 +187,7 @@ fn a_disabled_device_is_refused_on_key_and_rec() {
     let (kid, body) = rec_body(&adv.body);
     ok(&mut admin(&fleet, &server, &["disable", "dev-1"]));
     let t = || device_tls(&fleet, "dev-1");
-    refused(
-        &call(&server.url("/key"), "GET", None, t()).unwrap(),
-        403,
-        "disabled",
-    );
+    refused(&get_key(&server, t()).unwrap(), 403, "disabled");
     refused(
         &call(
             &server.url(&format!("/rec/{kid}")),
@@ -419,14 +319,7 @@ fn client_and_server_certificates_cannot_swap_roles() {
     // The other way: the server's certificate (serverAuth only) as a client's.
     let server = Server::start(fleet.root(), &[], &[("STORE_PASSWORD", PASSWORD)]);
     let s = fleet.server();
-    let e = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        tls_of(&fleet.ca_cert(), &s.cert(), &s.key()),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    assert_tls_rejected(&server, tls_of(&fleet.ca_cert(), &s.cert(), &s.key()));
     let entries = audit(&fleet, &server);
     assert!(audited(&entries, "tls_bad_certificate"), "{entries:?}");
 }
@@ -565,14 +458,9 @@ fn every_admin_endpoint_refuses_a_device_certificate() {
     let rules = ok(&mut admin(&fleet, &server, &["--json", "rules", "list"]));
     assert_eq!(rules.trim(), "[]", "{rules}");
     assert_eq!(
-        call(
-            &server.url("/key"),
-            "GET",
-            None,
-            device_tls(&fleet, "dev-2")
-        )
-        .unwrap()
-        .status,
+        get_key(&server, device_tls(&fleet, "dev-2"))
+            .unwrap()
+            .status,
         201
     );
     let entries = audit(&fleet, &server);
@@ -681,14 +569,7 @@ fn device_a_cannot_reach_device_b_data() {
     assert!(
         tls::client_config(&read(&fleet.ca_cert()), &read(&db.cert()), &read(&da.key())).is_err()
     );
-    let e = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        mismatched_client(&fleet, &db.cert(), &da.key()),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    assert_tls_rejected(&server, mismatched_client(&fleet, &db.cert(), &da.key()));
     // Control: the same hand-made client with B's own key is B.
     let r = call(
         &server.url(&format!("/rec/{kid}")),
@@ -1075,7 +956,7 @@ type MakeLink<'a> = dyn Fn(&Path) + 'a;
 fn symlink_tricks_in_store_encrypt_sources_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    ok(ss(["store", "init"]).arg(&store).env("STORE_PASSWORD", KEY));
+    ok(store_cmd(&["init"]).arg(&store));
     let outside = tmp.path().join("outside");
     write(&outside.join("secret.txt"), b"outside-the-source");
     let cases: [(&str, &MakeLink); 4] = [
@@ -1099,30 +980,23 @@ fn symlink_tricks_in_store_encrypt_sources_are_refused() {
         write(&src.join("plain.txt"), b"inside");
         make(&src);
         fails(
-            ss(["store", "encrypt"])
-                .arg(&src)
-                .arg(&store)
-                .env("STORE_PASSWORD", KEY),
+            store_cmd(&["encrypt"]).arg(&src).arg(&store),
             "symbolic link",
         );
-        let listing = ok(ss(["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY));
+        let listing = ok(store_cmd(&["ls"]).arg(&store));
         assert!(
             listing.trim().is_empty(),
             "{name}: nothing stored: {listing}"
         );
-        let out = ok(ss(["store", "encrypt", "--skip-symlinks"])
+        let out = ok(store_cmd(&["encrypt", "--skip-symlinks"])
             .arg(&src)
-            .arg(&store)
-            .env("STORE_PASSWORD", KEY));
+            .arg(&store));
         assert!(out.contains("skipped 1 symbolic links"), "{name}: {out}");
-        let listing = ok(ss(["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY));
+        let listing = ok(store_cmd(&["ls"]).arg(&store));
         assert!(!listing.contains("secret.txt"), "{name}: {listing}");
         assert!(!listing.contains(name), "{name}: {listing}");
         let dst = tmp.path().join(format!("dst-{name}"));
-        ok(ss(["store", "decrypt"])
-            .arg(&store)
-            .arg(&dst)
-            .env("STORE_PASSWORD", KEY));
+        ok(store_cmd(&["decrypt"]).arg(&store).arg(&dst));
         let (_, files) = snapshot(&dst);
         assert!(
             files
@@ -1217,36 +1091,7 @@ fn no_secret_reaches_a_log_line_or_the_audit() {
 
     let mut server_cmd = vv(&["server", "--listen", "127.0.0.1:0", "--fleet"]);
     server_cmd.arg(&root).env("STORE_PASSWORD", KEY);
-    let server = {
-        // Server::start with our verbose command line.
-        let mut child = server_cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("secure-store server listening on https://")
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .parse()
-            .unwrap();
-        Server {
-            child,
-            addr,
-            tang: None,
-            stderr: Some(stderr),
-        }
-    };
+    let server = Server::spawn(server_cmd);
     let url = server.url("");
 
     // seal / unseal through the server.
@@ -1270,13 +1115,7 @@ fn no_secret_reaches_a_log_line_or_the_audit() {
     assert_eq!(out.trim(), KEY);
 
     // The legacy /key once, so the server handles the password itself.
-    let r = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-1"),
-    )
-    .unwrap();
+    let r = get_key(&server, device_tls(&fleet, "dev-1")).unwrap();
     assert_eq!(r.status, 201);
 
     // Stores.
@@ -1637,11 +1476,8 @@ fn fuse_never_exposes_hostile_names_nor_writes_plaintext_to_disk() {
     let store = tmp.path().join("store");
     let src = tmp.path().join("src");
     write(&src.join("ok.txt"), b"fine");
-    ok(ss(["store", "init"]).arg(&store).env("STORE_PASSWORD", KEY));
-    ok(ss(["store", "encrypt"])
-        .arg(&src)
-        .arg(&store)
-        .env("STORE_PASSWORD", KEY));
+    ok(store_cmd(&["init"]).arg(&store));
+    ok(store_cmd(&["encrypt"]).arg(&src).arg(&store));
     // Encrypted names that decrypt to traversal attempts, planted with the
     // raw name cipher (a hostile store).
     let names = {
@@ -1707,7 +1543,7 @@ fn fuse_never_exposes_hostile_names_nor_writes_plaintext_to_disk() {
     for enc in &planted {
         assert!(storage.join(enc).is_file());
     }
-    let listing = run(ss(["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY));
+    let listing = run(store_cmd(&["ls"]).arg(&store));
     assert_eq!(
         listing.code,
         Some(1),
@@ -1733,11 +1569,8 @@ fn materialize_refuses_persistent_folders_even_through_a_symlink() {
     let src = tmp.path().join("src");
     write(&src.join("secret.txt"), FILE_PLAINTEXT.as_bytes());
     let store = tmp.path().join("store");
-    ok(ss(["store", "init"]).arg(&store).env("STORE_PASSWORD", KEY));
-    ok(ss(["store", "encrypt"])
-        .arg(&src)
-        .arg(&store)
-        .env("STORE_PASSWORD", KEY));
+    ok(store_cmd(&["init"]).arg(&store));
+    ok(store_cmd(&["encrypt"]).arg(&src).arg(&store));
     let materialize = |target: &Path| {
         run(ss(["run", "--store"])
             .arg(&store)

@@ -30,10 +30,7 @@ impl Server {
     /// and waits for its "listening" line.
     pub(super) fn start(fleet: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = ss(["server", "--listen", "127.0.0.1:0", "--fleet"]);
-        cmd.arg(fleet)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.arg(fleet).args(args);
         if std::env::var("SECURE_STORE_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
             if let Some(url) = secure_store::state::pg_cluster::fresh_database() {
                 cmd.env("SECURE_STORE_DATABASE_URL", url);
@@ -42,6 +39,13 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Server::spawn(cmd)
+    }
+
+    /// Spawns a `secure-store server` command line and waits for its
+    /// "listening" line.
+    pub(super) fn spawn(mut cmd: Command) -> Server {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("the server starts");
         let mut err = child.stderr.take().unwrap();
         let stderr = std::thread::spawn(move || {
@@ -133,7 +137,8 @@ pub(super) fn tls(ca: &Path, cert: &Path, key: &Path) -> Arc<rustls::ClientConfi
     secure_store::pki::tls::client_config(&read(ca), &read(cert), &read(key)).unwrap()
 }
 
-fn device_tls(fleet: &FleetDir, id: &str) -> Arc<rustls::ClientConfig> {
+/// A client configuration with device `id`'s enrolled certificate.
+pub(super) fn device_tls(fleet: &FleetDir, id: &str) -> Arc<rustls::ClientConfig> {
     let d = fleet.device(id);
     tls(&d.ca_cert(), &d.cert(), &d.key())
 }
@@ -150,7 +155,8 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn call(
+/// One HTTPS request with `tls` (10 s timeouts); a JSON body if any.
+pub(super) fn call(
     url: &str,
     method: &str,
     body: Option<&[u8]>,
@@ -165,12 +171,13 @@ fn call(
     ))
 }
 
-fn get(server: &Server, path: &str, tls: Arc<rustls::ClientConfig>) -> Response {
+/// `GET path` on `server`, presenting `tls`; the answer, whatever its status.
+pub(super) fn get(server: &Server, path: &str, tls: Arc<rustls::ClientConfig>) -> Response {
     call(&server.url(path), "GET", None, tls).unwrap()
 }
 
 /// Asserts a JSON refusal with `status` and `code`.
-fn refused(r: &Response, status: u16, code: &str) {
+pub(super) fn refused(r: &Response, status: u16, code: &str) {
     let text = String::from_utf8_lossy(&r.body);
     assert_eq!(r.status, status, "{text}");
     let body: serde_json::Value =
@@ -178,15 +185,19 @@ fn refused(r: &Response, status: u16, code: &str) {
     assert_eq!(body["error"], code, "{text}");
 }
 
-fn admin(fleet: &FleetDir, server: &Server, args: &[&str]) -> Command {
+/// `secure-store admin --server URL --fleet FLEET ARGS`.
+pub(super) fn admin(fleet: &FleetDir, server: &Server, args: &[&str]) -> Command {
     let mut cmd = ss(["admin", "--server", &server.url(""), "--fleet"]);
     cmd.arg(fleet.root()).args(args);
     cmd
 }
 
-/// A device certificate from the fleet CA that expired in 2021 (rcgen).
-fn expired_device(fleet: &FleetDir, out: &Path) -> Arc<rustls::ClientConfig> {
-    use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair, SanType};
+/// A certificate signed by the fleet CA with rcgen: `(cert PEM, key PEM)`.
+pub(super) fn ca_signed(
+    fleet: &FleetDir,
+    edit: impl FnOnce(&mut rcgen::CertificateParams),
+) -> (String, String) {
+    use rcgen::{CertificateParams, KeyPair};
     let ca_pem = String::from_utf8(read(&fleet.ca_cert())).unwrap();
     let ca_key = KeyPair::from_pem(&String::from_utf8(read(&fleet.ca_key())).unwrap()).unwrap();
     let ca = CertificateParams::from_ca_cert_pem(&ca_pem)
@@ -195,18 +206,26 @@ fn expired_device(fleet: &FleetDir, out: &Path) -> Arc<rustls::ClientConfig> {
         .unwrap();
     let key = KeyPair::generate().unwrap();
     let mut p = CertificateParams::new(Vec::new()).unwrap();
-    p.distinguished_name
-        .push(rcgen::DnType::CommonName, "old-device");
-    p.subject_alt_names.push(SanType::URI(
-        "urn:secure-store:device:old-device".try_into().unwrap(),
-    ));
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    edit(&mut p);
     let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A device certificate from the fleet CA that expired in 2021 (rcgen).
+fn expired_device(fleet: &FleetDir, out: &Path) -> Arc<rustls::ClientConfig> {
+    let (cert, key) = ca_signed(fleet, |p| {
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "old-device");
+        p.subject_alt_names.push(rcgen::SanType::URI(
+            "urn:secure-store:device:old-device".try_into().unwrap(),
+        ));
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
     std::fs::create_dir_all(out).unwrap();
-    write(&out.join("client.crt"), cert.pem().as_bytes());
-    write(&out.join("client.key"), key.serialize_pem().as_bytes());
+    write(&out.join("client.crt"), cert.as_bytes());
+    write(&out.join("client.key"), key.as_bytes());
     tls(
         &fleet.ca_cert(),
         &out.join("client.crt"),
