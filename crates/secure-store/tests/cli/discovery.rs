@@ -78,6 +78,17 @@ fn needs_multicast() -> bool {
     }
 }
 
+/// The first line `child` writes to its (piped) stdout.
+fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    line
+}
+
 /// `secure-store server --mdns --mdns-name NAME`, on 127.0.0.1.
 fn start_server(
     fleet: &std::path::Path,
@@ -102,12 +113,7 @@ fn start_server(
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = first_line(&mut child);
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("https://"))
@@ -347,12 +353,7 @@ fn run_finds_a_server_in_another_network_namespace_over_veth() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = first_line(&mut server);
     assert!(
         line.contains("listening on https://0.0.0.0:8443"),
         "{line:?}"

@@ -164,8 +164,7 @@ fn only_complete_files(out: &Path, src: &Path) {
     }
 }
 
-/// A store on a new `size` tmpfs at `tmp/mnt` holding `tmp/src/a.txt`
-/// ("hello"): the tmpfs, the store and the source folder.
+/// (tmpfs, store, src): a store on a new tmpfs `tmp/mnt` holding `src/a.txt`.
 fn hello_store_on_tmpfs(tmp: &Path, mnt: &str, size: &str) -> (Tmpfs, PathBuf, PathBuf) {
     let small = Tmpfs::mount(&tmp.join(mnt), size);
     let store = small.dir.join("store");
@@ -455,6 +454,19 @@ fn start_server(fleet: &Path, port: u16, data: &Path) -> Server {
     )
 }
 
+/// Spawns `run FLAGS -- true` as device `mtls` with `envelope` (stderr piped).
+fn spawn_run(mtls: &[(String, String)], envelope: &str, flags: &[&str]) -> Child {
+    ss(["run"])
+        .args(flags)
+        .args(["--", "true"])
+        .envs(mtls.iter().map(|(k, v)| (k, v)))
+        .env("SECURE_STORE_ENVELOPE", envelope)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn server_killed_during_a_storm_restarts_with_its_audit_intact() {
     let tmp = tempfile::tempdir().unwrap();
@@ -511,25 +523,20 @@ fn server_killed_during_a_storm_restarts_with_its_audit_intact() {
     // restart.
     drop(server);
     let envelope = seal_offline(&fleet, &url);
-    let client = ss([
-        "run",
-        "--retry-base",
-        "100ms",
-        "--retry-cap",
-        "300ms",
-        "--timeout",
-        "2s",
-        "--deadline",
-        "60s",
-        "--",
-        "true",
-    ])
-    .envs(mtls.iter().map(|(k, v)| (k, v)))
-    .env("SECURE_STORE_ENVELOPE", &envelope)
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let client = spawn_run(
+        &mtls,
+        &envelope,
+        &[
+            "--retry-base",
+            "100ms",
+            "--retry-cap",
+            "300ms",
+            "--timeout",
+            "2s",
+            "--deadline",
+            "60s",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(800));
     let server = start_server(&fleet, port, &data);
     let r = client.wait_with_output().unwrap();
@@ -689,25 +696,20 @@ fn client_against_broken_servers_retries_within_bounded_attempts() {
     ] {
         let (port, stop) = broken_server(&fleet, how);
         let envelope = seal_offline(&fleet, &format!("https://127.0.0.1:{port}"));
-        let mut child = ss([
-            "run",
-            "--timeout",
-            "700ms",
-            "--retry-base",
-            "50ms",
-            "--retry-cap",
-            "100ms",
-            "--deadline",
-            "4s",
-            "--",
-            "true",
-        ])
-        .envs(mtls.iter().map(|(k, v)| (k, v)))
-        .env("SECURE_STORE_ENVELOPE", &envelope)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        let mut child = spawn_run(
+            &mtls,
+            &envelope,
+            &[
+                "--timeout",
+                "700ms",
+                "--retry-base",
+                "50ms",
+                "--retry-cap",
+                "100ms",
+                "--deadline",
+                "4s",
+            ],
+        );
         // Liveness bound, far above the 4 s deadline: a client stuck in one
         // attempt would never get here.
         let started = Instant::now();

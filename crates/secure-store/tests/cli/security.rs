@@ -16,8 +16,10 @@ use secure_store::pki::layout::FleetDir;
 use secure_store::pki::tls;
 
 use super::harness::*;
+use super::run::seal_offline;
 use super::server::{
-    admin, ca_signed, call, device_tls, enroll, init_fleet, read, refused, tls as tls_of, Server,
+    admin, ca_signed, call, device_tls, enroll, exchange_jwk, init_fleet, read, refused,
+    tls as tls_of, Server,
 };
 
 /// An oversized body: the server answers 413 `too_large` at once and closes,
@@ -262,6 +264,16 @@ fn tls_server(
     port
 }
 
+/// `GET https://localhost:PORT/healthz` as device dev-1.
+fn healthz(fleet: &FleetDir, port: u16) -> Result<Response, http::HttpError> {
+    call(
+        &format!("https://localhost:{port}/healthz"),
+        "GET",
+        None,
+        device_tls(fleet, "dev-1"),
+    )
+}
+
 #[test]
 fn client_and_server_certificates_cannot_swap_roles() {
     let (_tmp, fleet) = setup(&[("dev-1", &[])]);
@@ -285,10 +297,9 @@ fn client_and_server_certificates_cannot_swap_roles() {
     let bad = tls_server(cert.as_bytes(), key.as_bytes(), &[&rustls::version::TLS13]);
     let (cert, key) = server_like(rcgen::ExtendedKeyUsagePurpose::ServerAuth);
     let good = tls_server(cert.as_bytes(), key.as_bytes(), &[&rustls::version::TLS13]);
-    let url = |port: u16| format!("https://localhost:{port}/healthz");
-    let r = call(&url(good), "GET", None, device_tls(&fleet, "dev-1")).unwrap();
+    let r = healthz(&fleet, good).unwrap();
     assert_eq!(r.body, b"ok");
-    let e = call(&url(bad), "GET", None, device_tls(&fleet, "dev-1")).unwrap_err();
+    let e = healthz(&fleet, bad).unwrap_err();
     assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
     // The real device's certificate presented as a server's.
     let d = fleet.device("dev-1");
@@ -297,13 +308,7 @@ fn client_and_server_certificates_cannot_swap_roles() {
         &read(&d.key()),
         &[&rustls::version::TLS13],
     );
-    assert!(call(
-        &url(dev_as_server),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-1")
-    )
-    .is_err());
+    assert!(healthz(&fleet, dev_as_server).is_err());
     // The binary's own client (admin CLI, unseal) refuses it as well.
     let r = run(ss([
         "admin",
@@ -377,13 +382,7 @@ fn tls_1_2_is_refused_both_ways() {
         &read(&s.key()),
         &[&rustls::version::TLS12],
     );
-    let e = call(
-        &format!("https://localhost:{port}/healthz"),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-1"),
-    )
-    .unwrap_err();
+    let e = healthz(&fleet, port).unwrap_err();
     assert!(
         matches!(
             e.kind(),
@@ -398,13 +397,7 @@ fn tls_1_2_is_refused_both_ways() {
         &read(&s.key()),
         &[&rustls::version::TLS13],
     );
-    let r = call(
-        &format!("https://localhost:{port}/healthz"),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-1"),
-    )
-    .unwrap();
+    let r = healthz(&fleet, port).unwrap();
     assert_eq!(r.body, b"ok");
 }
 
@@ -485,23 +478,7 @@ fn rec_body(adv: &[u8]) -> (String, Vec<u8>) {
 
 /// The exchange key id (SHA-256 thumbprint) and key of an advertisement.
 fn exchange_key(adv: &[u8]) -> (String, ssformat::jose::jwk::PublicKey) {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-    use base64::Engine;
-    let jws: serde_json::Value = serde_json::from_slice(adv).unwrap();
-    let payload: serde_json::Value =
-        serde_json::from_slice(&B64.decode(jws["payload"].as_str().unwrap()).unwrap()).unwrap();
-    let key = payload["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| {
-            k["key_ops"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|o| o == "deriveKey")
-        })
-        .unwrap();
+    let key = &exchange_jwk(adv);
     let public = ssformat::jose::jwk::PublicKey::from_jwk_lenient(key).unwrap();
     (
         public.thumbprint(ssformat::jose::jwk::ThpHash::S256),
@@ -514,14 +491,7 @@ fn device_a_cannot_reach_device_b_data() {
     let (tmp, fleet) = setup(&[("dev-a", &["a"]), ("dev-b", &["b"])]);
     let server = Server::start(fleet.root(), &[], &[]);
     // A store sealed to the server's exchange key, granted to group b only.
-    let out = ok(ss(["seal", "--url", &server.url(""), "--fleet"])
-        .arg(fleet.root())
-        .env("STORE_PASSWORD", KEY));
-    let jwe = out
-        .trim()
-        .strip_prefix("SECURE_STORE_ENVELOPE=")
-        .unwrap()
-        .to_owned();
+    let jwe = seal_offline(fleet.root(), &server.url(""));
     let adv = call(
         &server.url("/adv"),
         "GET",
@@ -771,11 +741,8 @@ fn a_replayed_rec_body_is_answered_but_useless_without_the_blinding_scalar() {
     use ssformat::jose::ecmr;
     let (_tmp, fleet) = setup(&[("dev-1", &[]), ("thief", &[])]);
     let server = Server::start(fleet.root(), &[], &[]);
-    let out = ok(ss(["seal", "--url", &server.url(""), "--fleet"])
-        .arg(fleet.root())
-        .env("STORE_PASSWORD", KEY));
-    let jwe = out.trim().strip_prefix("SECURE_STORE_ENVELOPE=").unwrap();
-    let pin = TangPin::parse(jwe).unwrap();
+    let jwe = seal_offline(fleet.root(), &server.url(""));
+    let pin = TangPin::parse(&jwe).unwrap();
     // The device's request: X = C + e·G, e known only to the device.
     let (x, blinding) = ecmr::blind(&pin.epk, &secure_store::rng::bytes::<66>()).unwrap();
     let body = ecmr::request_json(&x).into_bytes();

@@ -749,13 +749,10 @@ fn rotate_keys_needs_a_fleet() {
     assert!(r.stderr.contains("--fleet is required"), "{}", r.stderr);
 }
 
-/// A `/rec` request body with a fresh P-521 point, and the exchange key id
-/// (RFC 7638 thumbprint) from an advertisement.
-fn rec_request(adv: &[u8]) -> (String, Vec<u8>) {
+/// The exchange (`deriveKey`) JWK of an advertisement, read by hand.
+pub(super) fn exchange_jwk(adv: &[u8]) -> serde_json::Value {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use base64::Engine;
-    use p521::elliptic_curve::sec1::ToEncodedPoint;
-    use sha2::Digest;
     let jws: serde_json::Value = serde_json::from_slice(adv).unwrap();
     let payload: serde_json::Value =
         serde_json::from_slice(&B64.decode(jws["payload"].as_str().unwrap()).unwrap()).unwrap();
@@ -771,6 +768,17 @@ fn rec_request(adv: &[u8]) -> (String, Vec<u8>) {
                 .any(|o| o == "deriveKey")
         })
         .unwrap();
+    key.clone()
+}
+
+/// A `/rec` request body with a fresh P-521 point, and the exchange key id
+/// (RFC 7638 thumbprint) from an advertisement.
+fn rec_request(adv: &[u8]) -> (String, Vec<u8>) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
+    use p521::elliptic_curve::sec1::ToEncodedPoint;
+    use sha2::Digest;
+    let key = &exchange_jwk(adv);
     let canonical = format!(
         r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
         key["crv"].as_str().unwrap(),
