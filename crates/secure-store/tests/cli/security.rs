@@ -18,7 +18,7 @@ use secure_store::pki::tls;
 use super::harness::*;
 use super::run::seal_offline;
 use super::server::{
-    admin, ca_signed, call, device_tls, enroll, exchange_jwk, init_fleet, read, refused,
+    admin, ca_signed, call, device_tls, enroll, exchange_jwk, get, init_fleet, read, refused,
     tls as tls_of, Server,
 };
 
@@ -36,6 +36,11 @@ fn too_large(r: Result<Response, http::HttpError>) {
 /// `GET /key` on `server`, presenting `tls`.
 fn get_key(server: &Server, tls: Arc<rustls::ClientConfig>) -> Result<Response, http::HttpError> {
     call(&server.url("/key"), "GET", None, tls)
+}
+
+/// `POST /rec/KID` with `body` on `server`, presenting `tls`.
+fn post_rec(server: &Server, kid: &str, body: &[u8], tls: Arc<rustls::ClientConfig>) -> Response {
+    call(&server.url(&format!("/rec/{kid}")), "POST", Some(body), tls).unwrap()
 }
 
 /// Asserts that `GET /key` with `tls` is refused in the TLS handshake.
@@ -179,40 +184,14 @@ fn a_revoked_serial_refuses_that_certificate_only() {
 fn a_disabled_device_is_refused_on_key_and_rec() {
     let (_tmp, fleet) = setup(&[("dev-1", &[])]);
     let server = Server::start(fleet.root(), &[], &[("STORE_PASSWORD", PASSWORD)]);
-    let adv = call(
-        &server.url("/adv"),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-1"),
-    )
-    .unwrap();
+    let adv = get(&server, "/adv", device_tls(&fleet, "dev-1"));
     let (kid, body) = rec_body(&adv.body);
     ok(&mut admin(&fleet, &server, &["disable", "dev-1"]));
     let t = || device_tls(&fleet, "dev-1");
     refused(&get_key(&server, t()).unwrap(), 403, "disabled");
-    refused(
-        &call(
-            &server.url(&format!("/rec/{kid}")),
-            "POST",
-            Some(&body),
-            t(),
-        )
-        .unwrap(),
-        403,
-        "disabled",
-    );
+    refused(&post_rec(&server, &kid, &body, t()), 403, "disabled");
     ok(&mut admin(&fleet, &server, &["enable", "dev-1"]));
-    assert_eq!(
-        call(
-            &server.url(&format!("/rec/{kid}")),
-            "POST",
-            Some(&body),
-            t()
-        )
-        .unwrap()
-        .status,
-        200
-    );
+    assert_eq!(post_rec(&server, &kid, &body, t()).status, 200);
 }
 
 /// A TLS server on 127.0.0.1 presenting `cert`/`key` (TLS `versions`), that
@@ -492,13 +471,7 @@ fn device_a_cannot_reach_device_b_data() {
     let server = Server::start(fleet.root(), &[], &[]);
     // A store sealed to the server's exchange key, granted to group b only.
     let jwe = seal_offline(fleet.root(), &server.url(""));
-    let adv = call(
-        &server.url("/adv"),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-b"),
-    )
-    .unwrap();
+    let adv = get(&server, "/adv", device_tls(&fleet, "dev-b"));
     let (kid, body) = rec_body(&adv.body);
     ok(&mut admin(
         &fleet,
@@ -520,13 +493,7 @@ fn device_a_cannot_reach_device_b_data() {
     assert!(!a.stdout.contains(KEY));
     assert!(a.stderr.contains("store_not_allowed"), "{}", a.stderr);
     refused(
-        &call(
-            &server.url(&format!("/rec/{kid}")),
-            "POST",
-            Some(&body),
-            device_tls(&fleet, "dev-a"),
-        )
-        .unwrap(),
+        &post_rec(&server, &kid, &body, device_tls(&fleet, "dev-a")),
         403,
         "store_not_allowed",
     );
@@ -541,13 +508,12 @@ fn device_a_cannot_reach_device_b_data() {
     );
     assert_tls_rejected(&server, mismatched_client(&fleet, &db.cert(), &da.key()));
     // Control: the same hand-made client with B's own key is B.
-    let r = call(
-        &server.url(&format!("/rec/{kid}")),
-        "POST",
-        Some(&body),
+    let r = post_rec(
+        &server,
+        &kid,
+        &body,
         mismatched_client(&fleet, &db.cert(), &db.key()),
-    )
-    .unwrap();
+    );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     if let Some(curl) = tool("curl") {
         let o = Command::new(&curl)
@@ -574,7 +540,7 @@ fn device_a_cannot_reach_device_b_data() {
     // A cannot list devices nor read B's audit entries.
     for path in ["/admin/devices", "/admin/audit?device=dev-b"] {
         refused(
-            &call(&server.url(path), "GET", None, device_tls(&fleet, "dev-a")).unwrap(),
+            &get(&server, path, device_tls(&fleet, "dev-a")),
             403,
             "not_admin",
         );
@@ -797,13 +763,7 @@ fn a_replayed_rec_body_is_answered_but_useless_without_the_blinding_scalar() {
 fn oversized_and_deeply_nested_json_get_clean_refusals() {
     let (tmp, fleet) = setup(&[("dev-1", &[])]);
     let server = Server::start(fleet.root(), &[], &[]);
-    let adv = call(
-        &server.url("/adv"),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-1"),
-    )
-    .unwrap();
+    let adv = get(&server, "/adv", device_tls(&fleet, "dev-1"));
     let (kid, good) = rec_body(&adv.body);
     let admin_tls = {
         let a = fleet.admin();
@@ -1089,42 +1049,23 @@ fn no_secret_reaches_a_log_line_or_the_audit() {
     let src = tmp.path().join("src");
     write(&src.join("secret.txt"), FILE_PLAINTEXT.as_bytes());
     let store = tmp.path().join("store");
-    record(
-        "store init",
-        vv(&["store", "init"])
-            .arg(&store)
-            .env("STORE_PASSWORD", KEY),
-    );
-    record(
-        "store encrypt",
-        vv(&["store", "encrypt"])
-            .arg(&src)
-            .arg(&store)
-            .env("STORE_PASSWORD", KEY),
-    );
-    record(
-        "store ls",
-        vv(&["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY),
-    );
-    record(
-        "store verify",
-        vv(&["store", "verify"])
-            .arg(&store)
-            .env("STORE_PASSWORD", KEY),
-    );
+    // `store SUB` with the key, logged like every command here.
+    let vstore = |sub: &str| {
+        let mut cmd = vv(&["store", sub]);
+        cmd.env("STORE_PASSWORD", KEY);
+        cmd
+    };
+    record("store init", vstore("init").arg(&store));
+    record("store encrypt", vstore("encrypt").arg(&src).arg(&store));
+    record("store ls", vstore("ls").arg(&store));
+    record("store verify", vstore("verify").arg(&store));
     record(
         "store decrypt",
-        vv(&["store", "decrypt"])
-            .arg(&store)
-            .arg(tmp.path().join("dec"))
-            .env("STORE_PASSWORD", KEY),
+        vstore("decrypt").arg(&store).arg(tmp.path().join("dec")),
     );
     record(
         "store rekey",
-        vv(&["store", "rekey"])
-            .arg(&store)
-            .env("STORE_PASSWORD", KEY)
-            .env("NEW_STORE_PASSWORD", KEY),
+        vstore("rekey").arg(&store).env("NEW_STORE_PASSWORD", KEY),
     );
 
     // Env values.
