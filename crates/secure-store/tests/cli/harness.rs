@@ -221,6 +221,11 @@ pub fn rclone() -> Option<PathBuf> {
 
 /// A tool on PATH, or `None` (skip) unless interop is required.
 pub fn tool(name: &str) -> Option<PathBuf> {
+    tool_in(name, name)
+}
+
+/// [`tool`] for a command that Debian ships in `package`.
+pub fn tool_in(name: &str, package: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join(name))
@@ -231,10 +236,12 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     match found {
         Some(p) => Some(p),
         None if required => {
-            panic!("{name} is not installed and interop tests are required: apt-get install {name}")
+            panic!(
+                "{name} is not installed and interop tests are required: apt-get install {package}"
+            )
         }
         None => {
-            eprintln!("SKIPPED: {name} is not installed (scripts/test installs it)");
+            eprintln!("SKIPPED: {name} is not installed (apt-get install {package})");
             None
         }
     }
