@@ -6,7 +6,7 @@
 //! peers: curl, `openssl s_client`, rustls clients and servers built here
 //! with rcgen-made certificates.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -658,25 +658,9 @@ fn x_forwarded_for_never_opens_the_plain_tang_listener() {
     // gate. Only 10.0.0.0/8 may use it; the test calls from 127.0.0.1.
     let mut cmd = ss(["server", "--listen", "127.0.0.1:0", "--fleet"]);
     cmd.arg(fleet.root())
-        .args(["--tang-listen", "127.0.0.1:0", "--tang-allow", "10.0.0.0/8"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let tang = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
-    let guard = Server {
-        child,
-        addr: "127.0.0.1:1".parse().unwrap(),
-        tang: None,
-        stderr: None,
-    };
+        .args(["--tang-listen", "127.0.0.1:0", "--tang-allow", "10.0.0.0/8"]);
+    let guard = Server::spawn(cmd);
+    let tang = format!("http://{}", guard.tang.expect("a plain Tang listener"));
     for header in [
         "X-Forwarded-For: 10.1.2.3",
         "X-Real-IP: 10.1.2.3",
@@ -1331,16 +1315,9 @@ fn every_key_file_is_private_whatever_the_umask() {
     let data = tmp.path().join("data");
     for extra in [&[][..], &["--data-dir", data.to_str().unwrap()][..]] {
         let mut cmd = umask0(["server", "--listen", "127.0.0.1:0", "--fleet"]);
-        cmd.arg(&root)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().rsplit(':').next().unwrap().to_owned();
+        cmd.arg(&root).args(extra);
+        let server = Server::spawn(cmd);
+        let port = server.port();
         let r = call(
             &format!("https://127.0.0.1:{port}/adv"),
             "GET",
@@ -1359,10 +1336,7 @@ fn every_key_file_is_private_whatever_the_umask() {
         .arg(&seal_out)
         .env("STORE_PASSWORD", KEY));
         assert_eq!(mode(&seal_out), 0o600);
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let _ = child.wait();
+        server.terminate();
         assert_eq!(r.unwrap().status, 200);
     }
     assert_private(&root);
