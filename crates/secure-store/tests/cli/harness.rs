@@ -3,6 +3,7 @@
 
 use std::ffi::OsStr;
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -101,6 +102,18 @@ pub fn store_cmd(args: &[&str]) -> Command {
     let mut cmd = ss(["store"]);
     cmd.args(args).env("STORE_PASSWORD", KEY);
     cmd
+}
+
+/// Runs `cmd` with `input` on its stdin; its stdout and stderr are captured.
+pub fn run_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Writes a file, creating parent folders.

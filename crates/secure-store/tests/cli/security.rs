@@ -6,7 +6,6 @@
 //! peers: curl, `openssl s_client`, rustls clients and servers built here
 //! with rcgen-made certificates.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -315,28 +314,19 @@ fn tls_1_2_is_refused_both_ways() {
     let d = fleet.device("dev-1");
     if let Some(openssl) = tool("openssl") {
         let s_client = |version: &str| {
-            let mut child = Command::new(&openssl)
-                .args(["s_client", "-quiet", version, "-verify_return_error"])
-                .args(["-connect", &format!("127.0.0.1:{}", server.port())])
-                .args(["-servername", "localhost"])
-                .arg("-cert")
-                .arg(d.cert())
-                .arg("-key")
-                .arg(d.key())
-                .arg("-CAfile")
-                .arg(d.ca_cert())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            child.wait_with_output().unwrap()
+            run_stdin(
+                Command::new(&openssl)
+                    .args(["s_client", "-quiet", version, "-verify_return_error"])
+                    .args(["-connect", &format!("127.0.0.1:{}", server.port())])
+                    .args(["-servername", "localhost"])
+                    .arg("-cert")
+                    .arg(d.cert())
+                    .arg("-key")
+                    .arg(d.key())
+                    .arg("-CAfile")
+                    .arg(d.ca_cert()),
+                b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
         };
         let o = s_client("-tls1_3");
         let out = String::from_utf8_lossy(&o.stdout);

@@ -907,38 +907,21 @@ fn tang_over_mtls_matches_tangd_and_clevis_round_trips() {
     refused(&r, 403, "revoked");
 
     // Stock clevis against the plain Tang listener: encrypt, then decrypt.
-    let mut enc = Command::new(&clevis)
-        .args([
+    let out = run_stdin(
+        Command::new(&clevis).args([
             "encrypt",
             "tang",
             &format!(r#"{{"url":"http://{tang}"}}"#),
             "-y",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    enc.stdin
-        .take()
-        .unwrap()
-        .write_all(b"sealed by clevis")
-        .unwrap();
-    let out = enc.wait_with_output().unwrap();
+        ]),
+        b"sealed by clevis",
+    );
     assert!(
         out.status.success(),
         "clevis encrypt: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut dec = Command::new(&clevis)
-        .arg("decrypt")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    dec.stdin.take().unwrap().write_all(&out.stdout).unwrap();
-    let plain = dec.wait_with_output().unwrap();
+    let plain = run_stdin(Command::new(&clevis).arg("decrypt"), &out.stdout);
     assert!(
         plain.status.success(),
         "clevis decrypt: {}",
