@@ -17,8 +17,8 @@ use secure_store::pki::tls;
 use super::harness::*;
 use super::run::seal_offline;
 use super::server::{
-    admin, ca_signed, call, device_tls, enroll, exchange_jwk, get, init_fleet, read, refused,
-    tls as tls_of, Server,
+    admin, admin_tls, ca_signed, call, device_tls, enroll, exchange_jwk, get, init_fleet, read,
+    refused, tls as tls_of, Server,
 };
 
 /// An oversized body: the server answers 413 `too_large` at once and closes,
@@ -739,10 +739,7 @@ fn oversized_and_deeply_nested_json_get_clean_refusals() {
     let server = Server::start(fleet.root(), &[], &[]);
     let adv = get(&server, "/adv", device_tls(&fleet, "dev-1"));
     let (kid, good) = rec_body(&adv.body);
-    let admin_tls = {
-        let a = fleet.admin();
-        tls_of(&a.ca_cert(), &a.cert(), &a.key())
-    };
+    let admin_tls = admin_tls(&fleet);
     let nested = |depth: usize| {
         let mut v = "[".repeat(depth);
         v.push_str(&"]".repeat(depth));
@@ -755,6 +752,15 @@ fn oversized_and_deeply_nested_json_get_clean_refusals() {
         v.into_bytes()
     };
     let rec = format!("/rec/{kid}");
+    // `POST /rec/KID` as dev-1.
+    let post = |body: &[u8]| {
+        call(
+            &server.url(&rec),
+            "POST",
+            Some(body),
+            device_tls(&fleet, "dev-1"),
+        )
+    };
     // 2048 is the deepest /rec accepts (jansson's limit, as tangd): those
     // are parsed for real, and must not exhaust the server's stack.
     let mixed = |depth: usize| {
@@ -773,12 +779,7 @@ fn oversized_and_deeply_nested_json_get_clean_refusals() {
     ] {
         let too_big = body.len() > 16384;
         // Tang: 400 with an empty body (tangd's answer) or 413 when too big.
-        let r = call(
-            &server.url(&rec),
-            "POST",
-            Some(&body),
-            device_tls(&fleet, "dev-1"),
-        );
+        let r = post(&body);
         if too_big {
             too_large(r);
         } else {
@@ -802,25 +803,14 @@ fn oversized_and_deeply_nested_json_get_clean_refusals() {
     let mut huge = br#"{"kty":"EC","crv":"P-521","x":""#.to_vec();
     huge.extend(std::iter::repeat_n(b'A', 1 << 20));
     huge.extend(br#""}"#);
-    let r = call(
-        &server.url(&rec),
-        "POST",
-        Some(&huge),
-        device_tls(&fleet, "dev-1"),
-    );
+    let r = post(&huge);
     match r {
         Ok(r) => refused(&r, 413, "too_large"),
         // The server may close before reading all of it.
         Err(e) => assert_ne!(e.kind(), HttpErrorKind::TlsRejected, "{e}"),
     }
     // The server is still fine.
-    let r = call(
-        &server.url(&rec),
-        "POST",
-        Some(&good),
-        device_tls(&fleet, "dev-1"),
-    )
-    .unwrap();
+    let r = post(&good).unwrap();
     assert_eq!(r.status, 200);
 
     // The client side: an envelope whose header is deeply nested JSON.

@@ -143,7 +143,8 @@ pub(super) fn device_tls(fleet: &FleetDir, id: &str) -> Arc<rustls::ClientConfig
     tls(&d.ca_cert(), &d.cert(), &d.key())
 }
 
-fn admin_tls(fleet: &FleetDir) -> Arc<rustls::ClientConfig> {
+/// A client configuration with the fleet's admin certificate.
+pub(super) fn admin_tls(fleet: &FleetDir) -> Arc<rustls::ClientConfig> {
     let d = fleet.admin();
     tls(&d.ca_cert(), &d.cert(), &d.key())
 }
