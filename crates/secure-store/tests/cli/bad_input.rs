@@ -16,11 +16,8 @@ fn store_with_files() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let src = tmp.path().join("src");
     write(&src.join("a.txt"), &noise(200_000, 1));
     write(&src.join("b.txt"), b"small");
-    ok(ss(["store", "init"]).arg(&store).env("STORE_PASSWORD", KEY));
-    ok(ss(["store", "encrypt"])
-        .arg(&src)
-        .arg(&store)
-        .env("STORE_PASSWORD", KEY));
+    ok(store_cmd(&["init"]).arg(&store));
+    ok(store_cmd(&["encrypt"]).arg(&src).arg(&store));
     (tmp, store, src)
 }
 
@@ -45,13 +42,7 @@ fn decrypt_fails_cleanly(store: &Path, needle: &str) {
     let parent = store.parent().unwrap().join("out-parent");
     fs::create_dir_all(&parent).unwrap();
     let dst = parent.join("dst");
-    fails(
-        ss(["store", "decrypt"])
-            .arg(store)
-            .arg(&dst)
-            .env("STORE_PASSWORD", KEY),
-        needle,
-    );
+    fails(store_cmd(&["decrypt"]).arg(store).arg(&dst), needle);
     let left: Vec<_> = fs::read_dir(&parent).unwrap().collect();
     assert!(left.is_empty(), "something was left behind: {left:?}");
 }
@@ -75,12 +66,7 @@ fn truncated_header_is_refused_and_nothing_is_left() {
     let f = encrypted_path(&store, "b.txt");
     fs::write(&f, b"RCLONE\0\0short").unwrap();
     decrypt_fails_cleanly(&store, &f.display().to_string());
-    fails(
-        ss(["store", "verify"])
-            .arg(&store)
-            .env("STORE_PASSWORD", KEY),
-        "1 of 2 files failed",
-    );
+    fails(store_cmd(&["verify"]).arg(&store), "1 of 2 files failed");
 }
 
 #[test]
@@ -117,17 +103,11 @@ fn garbage_config_is_refused() {
         b"\xff\xfe\x00",
     ] {
         fs::write(&conf, garbage).unwrap();
-        let err = fails(
-            ss(["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY),
-            "encrypt.conf",
-        );
+        let err = fails(store_cmd(&["ls"]).arg(&store), "encrypt.conf");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
     fs::remove_file(&conf).unwrap();
-    fails(
-        ss(["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY),
-        "encrypt.conf",
-    );
+    fails(store_cmd(&["ls"]).arg(&store), "encrypt.conf");
 }
 
 #[test]
@@ -140,10 +120,7 @@ fn hostile_names_never_escape_the_destination() {
         let encrypted = names.encrypt_file_name(evil);
         fs::write(store.join("storage").join(&encrypted), b"RCLONE\0\0").unwrap();
         decrypt_fails_cleanly(&store, &encrypted);
-        fails(
-            ss(["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY),
-            &encrypted,
-        );
+        fails(store_cmd(&["ls"]).arg(&store), &encrypted);
         assert!(!tmp.path().join("escape").exists());
     }
 }
@@ -171,20 +148,14 @@ fn an_existing_destination_is_never_overwritten() {
     let dst = tmp.path().join("dst");
     write(&dst.join("precious"), b"keep me");
     fails(
-        ss(["store", "decrypt"])
-            .arg(&store)
-            .arg(&dst)
-            .env("STORE_PASSWORD", KEY),
+        store_cmd(&["decrypt"]).arg(&store).arg(&dst),
         "already exists",
     );
     assert_eq!(fs::read(dst.join("precious")).unwrap(), b"keep me");
     fs::remove_dir_all(&dst).unwrap();
     fs::create_dir(&dst).unwrap();
     fails(
-        ss(["store", "decrypt"])
-            .arg(&store)
-            .arg(&dst)
-            .env("STORE_PASSWORD", KEY),
+        store_cmd(&["decrypt"]).arg(&store).arg(&dst),
         "already exists",
     );
 }
@@ -194,18 +165,14 @@ fn symlinks_in_the_source_are_refused_or_skipped() {
     let (tmp, store, src) = store_with_files();
     std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
     fails(
-        ss(["store", "encrypt"])
-            .arg(&src)
-            .arg(&store)
-            .env("STORE_PASSWORD", KEY),
+        store_cmd(&["encrypt"]).arg(&src).arg(&store),
         "symbolic link",
     );
-    let out = ok(ss(["store", "encrypt", "--skip-symlinks"])
+    let out = ok(store_cmd(&["encrypt", "--skip-symlinks"])
         .arg(&src)
-        .arg(&store)
-        .env("STORE_PASSWORD", KEY));
+        .arg(&store));
     assert!(out.contains("skipped 1 symbolic links"), "{out}");
-    let listing = ok(ss(["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY));
+    let listing = ok(store_cmd(&["ls"]).arg(&store));
     assert!(!listing.contains("link"), "{listing}");
     drop(tmp);
 }
@@ -214,10 +181,7 @@ fn symlinks_in_the_source_are_refused_or_skipped() {
 fn init_over_an_existing_store_is_refused() {
     let (_tmp, store, _) = store_with_files();
     let before = fs::read(store.join("encrypt.conf")).unwrap();
-    fails(
-        ss(["store", "init"]).arg(&store).env("STORE_PASSWORD", KEY),
-        "not empty",
-    );
+    fails(store_cmd(&["init"]).arg(&store), "not empty");
     assert_eq!(fs::read(store.join("encrypt.conf")).unwrap(), before);
 }
 
@@ -237,11 +201,8 @@ fn interrupting_a_decrypt_leaves_no_plaintext() {
         std::io::Write::write_all(&mut file, &chunk).unwrap();
     }
     drop(file);
-    ok(ss(["store", "init"]).arg(&store).env("STORE_PASSWORD", KEY));
-    ok(ss(["store", "encrypt"])
-        .arg(&src)
-        .arg(&store)
-        .env("STORE_PASSWORD", KEY));
+    ok(store_cmd(&["init"]).arg(&store));
+    ok(store_cmd(&["encrypt"]).arg(&src).arg(&store));
 
     let parent = tmp.path().join("out");
     fs::create_dir(&parent).unwrap();

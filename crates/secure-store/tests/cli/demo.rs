@@ -41,9 +41,9 @@ fn assert_demo_story(stdout: &str) {
     assert!(stdout.contains("audit chain ok (3 entries)"), "{stdout}");
 }
 
-#[test]
-fn demo_runs_end_to_end_and_cleans_up() {
-    let out = run(&mut ss(["demo"]));
+/// Runs `secure-store demo ARGS`, asserts exit 0 and the story; returns stdout.
+fn demo_ok(args: &[&str]) -> String {
+    let out = run(ss(["demo"]).args(args));
     assert_eq!(
         out.code,
         Some(0),
@@ -52,17 +52,22 @@ fn demo_runs_end_to_end_and_cleans_up() {
         out.stderr
     );
     assert_demo_story(&out.stdout);
+    out.stdout
+}
+
+#[test]
+fn demo_runs_end_to_end_and_cleans_up() {
+    let stdout = demo_ok(&[]);
     assert!(
-        out.stdout.contains("FUSE mount") || out.stdout.contains("materialized on tmpfs"),
+        stdout.contains("FUSE mount") || stdout.contains("materialized on tmpfs"),
         "{}",
-        out.stdout
+        stdout
     );
     // No secret ever reaches the demo's own output except the sample value
     // the app prints on purpose: not the store key, not the crypt password.
-    assert!(!out.stdout.contains("STORE_PASSWORD="), "{}", out.stdout);
+    assert!(!stdout.contains("STORE_PASSWORD="), "{stdout}");
     // Its own folder is gone (other tests may run demos at the same time).
-    let folder = out
-        .stdout
+    let folder = stdout
         .lines()
         .find_map(|l| l.strip_prefix("Working folder: "))
         .expect("the demo names its folder")
@@ -75,20 +80,8 @@ fn demo_runs_end_to_end_and_cleans_up() {
 
 #[test]
 fn demo_without_fuse_materializes_on_tmpfs() {
-    let out = run(&mut ss(["demo", "--no-mount"]));
-    assert_eq!(
-        out.code,
-        Some(0),
-        "stdout:\n{}\nstderr:\n{}",
-        out.stdout,
-        out.stderr
-    );
-    assert_demo_story(&out.stdout);
-    assert!(
-        out.stdout.contains("materialized on tmpfs"),
-        "{}",
-        out.stdout
-    );
+    let stdout = demo_ok(&["--no-mount"]);
+    assert!(stdout.contains("materialized on tmpfs"), "{stdout}");
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::harness::{ok, run, ss};
+use super::harness::{ok, run, ss, tool_in, Run};
 
 /// The repository root (the deployment files live there).
 fn root() -> PathBuf {
@@ -648,7 +648,7 @@ fn systemd_postgres_dropin_loads_the_kek_as_a_credential_and_the_server_reads_it
 /// PostgreSQL drop-in in `secure-store-server.service.d/` beside it.
 #[test]
 fn systemd_unit_passes_systemd_analyze_verify() {
-    let Some(analyze) = tool("systemd-analyze", "systemd") else {
+    let Some(analyze) = tool_in("systemd-analyze", "systemd") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -691,27 +691,6 @@ fn systemd_unit_passes_systemd_analyze_verify() {
             out.status.success() && ours.is_empty(),
             "systemd-analyze verify (drop-in: {with_dropin}):\n{stderr}"
         );
-    }
-}
-
-/// An external tool, or `None` (skip) when it is missing and interop is not required.
-fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    });
-    let required = std::env::var("SECURE_STORE_REQUIRE_INTEROP").is_ok_and(|v| v == "1")
-        || std::env::var("CI").is_ok_and(|v| v == "true");
-    match found {
-        Some(p) => Some(p),
-        None if required => {
-            panic!("{name} is not installed and is required: apt-get install {package}")
-        }
-        None => {
-            eprintln!("SKIPPED: {name} is not installed (apt-get install {package})");
-            None
-        }
     }
 }
 
@@ -768,11 +747,7 @@ fn credentials_script_lays_out_the_server_directory_the_server_starts_from() {
 
     for _ in 0..2 {
         // Twice: a restart finds the previous layout and replaces it.
-        let r = run(Command::new(&script)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap())
-            .env("CREDENTIALS_DIRECTORY", &creds)
-            .env("RUNTIME_DIRECTORY", &runtime));
+        let r = run_credentials_script(&creds, &runtime);
         assert_eq!(r.code, Some(0), "{}", r.stderr);
     }
     let server = runtime.join("server");
@@ -803,6 +778,17 @@ fn credentials_script_lays_out_the_server_directory_the_server_starts_from() {
     let log = start_server_as_the_unit(&server, &state, &[]);
     assert!(log.contains(r#"tang_keys="directory""#), "{log}");
     assert!(state.join("state.db").is_file());
+}
+
+/// Runs the credentials script as the unit does: only PATH and the two systemd folders.
+fn run_credentials_script(creds: &Path, runtime: &Path) -> Run {
+    run(
+        Command::new(root().join("deploy/systemd/secure-store-server-credentials"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("CREDENTIALS_DIRECTORY", creds)
+            .env("RUNTIME_DIRECTORY", runtime),
+    )
 }
 
 /// Starts `secure-store server` with the environment the unit gives it (and
@@ -883,12 +869,7 @@ fn credentials_script_with_the_kek_lays_out_no_key_directory_and_the_server_uses
     load_credentials(&settings, &etc, &creds);
     let runtime = dir.path().join("run");
     fs::create_dir_all(&runtime).unwrap();
-    let script = root().join("deploy/systemd/secure-store-server-credentials");
-    let r = run(Command::new(&script)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap())
-        .env("CREDENTIALS_DIRECTORY", &creds)
-        .env("RUNTIME_DIRECTORY", &runtime));
+    let r = run_credentials_script(&creds, &runtime);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     let server = runtime.join("server");
     for name in ["ca.crt", "server.crt", "server.key"] {
@@ -898,11 +879,7 @@ fn credentials_script_with_the_kek_lays_out_no_key_directory_and_the_server_uses
 
     // The same credentials without the KEK: no keys at all, refused by name.
     fs::remove_file(creds.join("tang.kek")).unwrap();
-    let r = run(Command::new(&script)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap())
-        .env("CREDENTIALS_DIRECTORY", &creds)
-        .env("RUNTIME_DIRECTORY", &runtime));
+    let r = run_credentials_script(&creds, &runtime);
     assert_ne!(r.code, Some(0));
     assert!(r.stderr.contains("tang.kek"), "{}", r.stderr);
     fs::copy(&kek, creds.join("tang.kek")).unwrap();

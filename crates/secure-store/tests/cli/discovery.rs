@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use secure_store::discovery::{self, Advertisement, Responder};
 
 use super::harness::*;
-use super::run::{fleet_with_device, seal_offline};
+use super::run::{enroll_env, fleet_with_device, seal_offline};
 
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
@@ -78,6 +78,17 @@ fn needs_multicast() -> bool {
     }
 }
 
+/// The first line `child` writes to its (piped) stdout.
+fn first_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    line
+}
+
 /// `secure-store server --mdns --mdns-name NAME`, on 127.0.0.1.
 fn start_server(
     fleet: &std::path::Path,
@@ -102,12 +113,7 @@ fn start_server(
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = first_line(&mut child);
     let url = line
         .split_whitespace()
         .find(|w| w.starts_with("https://"))
@@ -138,13 +144,7 @@ fn run_finds_the_server_by_mdns_and_mutual_tls_still_decides() {
     // the client must use the SRV target as the TLS name and the A record
     // from the answer as the address.
     ok(ss(["fleet", "init", "--server-name", "keys.mdns.test"]).arg(&fleet));
-    let out = ok(ss(["fleet", "enroll"]).arg(&fleet).args(["cam-m", "--env"]));
-    let mtls: Vec<(String, String)> = out
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| k.starts_with("MTLS_"))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let mtls = enroll_env(&fleet, "cam-m");
     let name = unique("ss-test");
     let (mut server, _url) = start_server(&fleet, &name, &[], &[]);
 
@@ -342,13 +342,7 @@ fn run_finds_a_server_in_another_network_namespace_over_veth() {
     let tmp = tempfile::tempdir().unwrap();
     let fleet = tmp.path().join("fleet");
     ok(ss(["fleet", "init", "--server-name", "keys.veth.test"]).arg(&fleet));
-    let out = ok(ss(["fleet", "enroll"]).arg(&fleet).args(["cam-v", "--env"]));
-    let mtls: Vec<(String, String)> = out
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| k.starts_with("MTLS_"))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let mtls = enroll_env(&fleet, "cam-v");
     let envelope = seal_offline(&fleet, "https://127.0.0.1:1");
 
     let mut server = pair
@@ -359,12 +353,7 @@ fn run_finds_a_server_in_another_network_namespace_over_veth() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let line = first_line(&mut server);
     assert!(
         line.contains("listening on https://0.0.0.0:8443"),
         "{line:?}"

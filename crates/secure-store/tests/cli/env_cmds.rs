@@ -1,8 +1,6 @@
 //! `env encrypt` and `env decrypt`, both formats, environment and dotenv.
 
 use std::fs;
-use std::io::Write;
-use std::process::Stdio;
 
 use super::harness::*;
 
@@ -70,19 +68,10 @@ fn wrong_key_is_named_and_fails() {
 
 #[test]
 fn value_from_stdin_drops_one_trailing_newline() {
-    let mut child = ss(["env", "encrypt", "ENCRYPTED_TOKEN"])
-        .env("STORE_PASSWORD", KEY)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"line one\nline two\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_stdin(
+        ss(["env", "encrypt", "ENCRYPTED_TOKEN"]).env("STORE_PASSWORD", KEY),
+        b"line one\nline two\n",
+    );
     assert!(out.status.success());
     let line = String::from_utf8(out.stdout).unwrap();
     let (k, v) = split(line.trim());

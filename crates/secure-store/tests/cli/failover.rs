@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use secure_store::state::pg_cluster;
 
 use super::harness::*;
-use super::run::{plain, seal_offline, Server};
+use super::run::{enroll_env, plain, seal_offline, Server};
+use super::server::init_fleet;
 
 const DEVICES: usize = 20;
 /// Unlocks every device makes after A is gone (each must fail over).
@@ -38,25 +39,11 @@ fn devices_keep_unlocking_through_replica_b_when_replica_a_is_killed() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let fleet = tmp.path().join("fleet");
-    ok(ss([
-        "fleet",
-        "init",
-        "--server-name",
-        "localhost",
-        "--server-ip",
-        "127.0.0.1",
-    ])
-    .arg(&fleet));
+    init_fleet(&fleet);
     let devices: Vec<Device> = (0..DEVICES)
         .map(|i| {
             let id = format!("fo-{i:02}");
-            let out = ok(ss(["fleet", "enroll"]).arg(&fleet).args([&id, "--env"]));
-            let mtls = out
-                .lines()
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect::<Vec<_>>();
-            assert_eq!(mtls.len(), 3, "{out}");
+            let mtls = enroll_env(&fleet, &id);
             Device { id, mtls }
         })
         .collect();
@@ -206,15 +193,7 @@ fn devices_keep_unlocking_through_replica_b_when_replica_a_is_killed() {
 fn bench_fill_state_and_a_storm_over_two_servers() {
     let tmp = tempfile::tempdir().unwrap();
     let fleet = tmp.path().join("fleet");
-    ok(ss([
-        "fleet",
-        "init",
-        "--server-name",
-        "localhost",
-        "--server-ip",
-        "127.0.0.1",
-    ])
-    .arg(&fleet));
+    init_fleet(&fleet);
     let data = tmp.path().join("data");
     std::fs::create_dir(&data).unwrap();
     let db = format!("sqlite:{}", data.join("state.db").display());

@@ -132,12 +132,6 @@ fn one_clean_error(cmd: &mut Command, needles: &[&str]) -> String {
     r.stderr
 }
 
-fn store_cmd(args: &[&str]) -> Command {
-    let mut cmd = ss(["store"]);
-    cmd.args(args).env("STORE_PASSWORD", KEY);
-    cmd
-}
-
 /// `store verify` succeeds and `store ls` lists exactly `names`.
 fn store_is_sound(store: &Path, names: &[&str]) {
     ok(store_cmd(&["verify"]).arg(store));
@@ -170,18 +164,24 @@ fn only_complete_files(out: &Path, src: &Path) {
     }
 }
 
+/// (tmpfs, store, src): a store on a new tmpfs `tmp/mnt` holding `src/a.txt`.
+fn hello_store_on_tmpfs(tmp: &Path, mnt: &str, size: &str) -> (Tmpfs, PathBuf, PathBuf) {
+    let small = Tmpfs::mount(&tmp.join(mnt), size);
+    let store = small.dir.join("store");
+    ok(store_cmd(&["init"]).arg(&store));
+    let src = tmp.join("src");
+    write(&src.join("a.txt"), b"hello");
+    ok(store_cmd(&["encrypt"]).arg(&src).arg(&store));
+    (small, store, src)
+}
+
 #[test]
 fn full_disk_during_store_encrypt_and_decrypt_fails_cleanly() {
     if !can_mount() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let small = Tmpfs::mount(&tmp.path().join("small"), "2m");
-    let store = small.dir.join("store");
-    ok(store_cmd(&["init"]).arg(&store));
-    let first = tmp.path().join("first");
-    write(&first.join("a.txt"), b"hello");
-    ok(store_cmd(&["encrypt"]).arg(&first).arg(&store));
+    let (small, store, _) = hello_store_on_tmpfs(tmp.path(), "small", "2m");
 
     // 3 MiB into a 2 MiB file system.
     let big = tmp.path().join("big");
@@ -213,12 +213,7 @@ fn read_only_destination_during_store_encrypt_and_decrypt_fails_cleanly() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let small = Tmpfs::mount(&tmp.path().join("ro"), "4m");
-    let store = small.dir.join("store");
-    ok(store_cmd(&["init"]).arg(&store));
-    let src = tmp.path().join("src");
-    write(&src.join("a.txt"), b"hello");
-    ok(store_cmd(&["encrypt"]).arg(&src).arg(&store));
+    let (small, store, src) = hello_store_on_tmpfs(tmp.path(), "ro", "4m");
     small.read_only();
 
     write(&src.join("b.txt"), b"more");
@@ -459,6 +454,19 @@ fn start_server(fleet: &Path, port: u16, data: &Path) -> Server {
     )
 }
 
+/// Spawns `run FLAGS -- true` as device `mtls` with `envelope` (stderr piped).
+fn spawn_run(mtls: &[(String, String)], envelope: &str, flags: &[&str]) -> Child {
+    ss(["run"])
+        .args(flags)
+        .args(["--", "true"])
+        .envs(mtls.iter().map(|(k, v)| (k, v)))
+        .env("SECURE_STORE_ENVELOPE", envelope)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn server_killed_during_a_storm_restarts_with_its_audit_intact() {
     let tmp = tempfile::tempdir().unwrap();
@@ -515,25 +523,20 @@ fn server_killed_during_a_storm_restarts_with_its_audit_intact() {
     // restart.
     drop(server);
     let envelope = seal_offline(&fleet, &url);
-    let client = ss([
-        "run",
-        "--retry-base",
-        "100ms",
-        "--retry-cap",
-        "300ms",
-        "--timeout",
-        "2s",
-        "--deadline",
-        "60s",
-        "--",
-        "true",
-    ])
-    .envs(mtls.iter().map(|(k, v)| (k, v)))
-    .env("SECURE_STORE_ENVELOPE", &envelope)
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    let client = spawn_run(
+        &mtls,
+        &envelope,
+        &[
+            "--retry-base",
+            "100ms",
+            "--retry-cap",
+            "300ms",
+            "--timeout",
+            "2s",
+            "--deadline",
+            "60s",
+        ],
+    );
     std::thread::sleep(Duration::from_millis(800));
     let server = start_server(&fleet, port, &data);
     let r = client.wait_with_output().unwrap();
@@ -693,25 +696,20 @@ fn client_against_broken_servers_retries_within_bounded_attempts() {
     ] {
         let (port, stop) = broken_server(&fleet, how);
         let envelope = seal_offline(&fleet, &format!("https://127.0.0.1:{port}"));
-        let mut child = ss([
-            "run",
-            "--timeout",
-            "700ms",
-            "--retry-base",
-            "50ms",
-            "--retry-cap",
-            "100ms",
-            "--deadline",
-            "4s",
-            "--",
-            "true",
-        ])
-        .envs(mtls.iter().map(|(k, v)| (k, v)))
-        .env("SECURE_STORE_ENVELOPE", &envelope)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        let mut child = spawn_run(
+            &mtls,
+            &envelope,
+            &[
+                "--timeout",
+                "700ms",
+                "--retry-base",
+                "50ms",
+                "--retry-cap",
+                "100ms",
+                "--deadline",
+                "4s",
+            ],
+        );
         // Liveness bound, far above the 4 s deadline: a client stuck in one
         // attempt would never get here.
         let started = Instant::now();

@@ -3,6 +3,7 @@
 
 use std::ffi::OsStr;
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -94,6 +95,25 @@ pub fn fails(cmd: &mut Command, needle: &str) -> String {
     );
     assert!(!r.stderr.contains("panicked"), "panic: {}", r.stderr);
     r.stderr
+}
+
+/// `secure-store store ARGS` with the test key in `STORE_PASSWORD`.
+pub fn store_cmd(args: &[&str]) -> Command {
+    let mut cmd = ss(["store"]);
+    cmd.args(args).env("STORE_PASSWORD", KEY);
+    cmd
+}
+
+/// Runs `cmd` with `input` on its stdin; its stdout and stderr are captured.
+pub fn run_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
 }
 
 /// Writes a file, creating parent folders.
@@ -214,6 +234,11 @@ pub fn rclone() -> Option<PathBuf> {
 
 /// A tool on PATH, or `None` (skip) unless interop is required.
 pub fn tool(name: &str) -> Option<PathBuf> {
+    tool_in(name, name)
+}
+
+/// [`tool`] for a command that Debian ships in `package`.
+pub fn tool_in(name: &str, package: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|p| p.join(name))
@@ -224,10 +249,12 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     match found {
         Some(p) => Some(p),
         None if required => {
-            panic!("{name} is not installed and interop tests are required: apt-get install {name}")
+            panic!(
+                "{name} is not installed and interop tests are required: apt-get install {package}"
+            )
         }
         None => {
-            eprintln!("SKIPPED: {name} is not installed (scripts/test installs it)");
+            eprintln!("SKIPPED: {name} is not installed (apt-get install {package})");
             None
         }
     }

@@ -494,15 +494,21 @@ impl Drop for Server {
 pub(super) fn fleet_with_device(tmp: &Path, device: &str) -> (PathBuf, Vec<(String, String)>) {
     let fleet = tmp.join("fleet");
     ok(ss(["fleet", "init"]).arg(&fleet));
-    let out = ok(ss(["fleet", "enroll"]).arg(&fleet).args([device, "--env"]));
+    let vars = enroll_env(&fleet, device);
+    (fleet, vars)
+}
+
+/// Enrolls `device` with `fleet enroll --env`; returns its three `MTLS_*` variables.
+pub(super) fn enroll_env(fleet: &Path, device: &str) -> Vec<(String, String)> {
+    let out = ok(ss(["fleet", "enroll"]).arg(fleet).args([device, "--env"]));
     let vars: Vec<(String, String)> = out
         .lines()
         .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| k.starts_with("MTLS_"))
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     assert_eq!(vars.len(), 3, "MTLS_CERT, MTLS_KEY, MTLS_CA: {out}");
-    (fleet, vars)
+    assert!(vars.iter().all(|(k, _)| k.starts_with("MTLS_")), "{out}");
+    vars
 }
 
 /// `seal` the test key offline from the fleet, for devices that use `url`.

@@ -74,16 +74,7 @@ fn clevis() -> bool {
 }
 
 fn clevis_decrypt(jwe: &str) -> std::process::Output {
-    let mut child = Command::new("clevis")
-        .arg("decrypt")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), jwe.as_bytes()).unwrap();
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
+    run_stdin(Command::new("clevis").arg("decrypt"), jwe.as_bytes())
 }
 
 #[test]
@@ -119,16 +110,10 @@ fn clevis_interop_through_the_plain_tang_listener() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), KEY);
 
     // clevis encrypt tang → our unseal and our run.
-    let mut child = Command::new("clevis")
-        .args(["encrypt", "tang", &format!("{{\"url\":\"{tang}\"}}"), "-y"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), KEY.as_bytes()).unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
+    let out = run_stdin(
+        Command::new("clevis").args(["encrypt", "tang", &format!("{{\"url\":\"{tang}\"}}"), "-y"]),
+        KEY.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -6,44 +6,21 @@
 //! peers: curl, `openssl s_client`, rustls clients and servers built here
 //! with rcgen-made certificates.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
 
-use secure_store::client::http::{self, HttpErrorKind, Response, Timeouts};
+use secure_store::client::http::{self, HttpErrorKind, Response};
 use secure_store::pki::layout::FleetDir;
 use secure_store::pki::tls;
 
 use super::harness::*;
-use super::server::{enroll, init_fleet, read, tls as tls_of, Server};
+use super::run::seal_offline;
+use super::server::{
+    admin, admin_tls, ca_signed, call, device_tls, enroll, exchange_jwk, get, init_fleet, read,
+    refused, tls as tls_of, Server,
+};
 
-fn device_tls(fleet: &FleetDir, id: &str) -> Arc<rustls::ClientConfig> {
-    let d = fleet.device(id);
-    tls_of(&d.ca_cert(), &d.cert(), &d.key())
-}
-
-fn call(
-    url: &str,
-    method: &str,
-    body: Option<&[u8]>,
-    tls: Arc<rustls::ClientConfig>,
-) -> Result<Response, http::HttpError> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(http::request(
-            url,
-            method,
-            body.map(|b| ("application/json", b)),
-            Some(tls),
-            &Timeouts::all(Duration::from_secs(10)),
-        ))
-}
-
-/// Asserts a JSON refusal with `status` and `code`.
 /// An oversized body: the server answers 413 `too_large` at once and closes,
 /// so a client still writing the body may see the connection closed
 /// instead of the answer (a race, both are a clean refusal); what must
@@ -55,18 +32,20 @@ fn too_large(r: Result<Response, http::HttpError>) {
     }
 }
 
-fn refused(r: &Response, status: u16, code: &str) {
-    let text = String::from_utf8_lossy(&r.body);
-    assert_eq!(r.status, status, "{text}");
-    let body: serde_json::Value =
-        serde_json::from_slice(&r.body).unwrap_or_else(|_| panic!("not JSON: {text}"));
-    assert_eq!(body["error"], code, "{text}");
+/// `GET /key` on `server`, presenting `tls`.
+fn get_key(server: &Server, tls: Arc<rustls::ClientConfig>) -> Result<Response, http::HttpError> {
+    call(&server.url("/key"), "GET", None, tls)
 }
 
-fn admin(fleet: &FleetDir, server: &Server, args: &[&str]) -> Command {
-    let mut cmd = ss(["admin", "--server", &server.url(""), "--fleet"]);
-    cmd.arg(fleet.root()).args(args);
-    cmd
+/// `POST /rec/KID` with `body` on `server`, presenting `tls`.
+fn post_rec(server: &Server, kid: &str, body: &[u8], tls: Arc<rustls::ClientConfig>) -> Response {
+    call(&server.url(&format!("/rec/{kid}")), "POST", Some(body), tls).unwrap()
+}
+
+/// Asserts that `GET /key` with `tls` is refused in the TLS handshake.
+fn assert_tls_rejected(server: &Server, tls: Arc<rustls::ClientConfig>) {
+    let e = get_key(server, tls).unwrap_err();
+    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
 }
 
 /// The audit as JSON entries, read by the admin.
@@ -76,25 +55,6 @@ fn audit(fleet: &FleetDir, server: &Server) -> Vec<serde_json::Value> {
 
 fn audited(entries: &[serde_json::Value], reason: &str) -> bool {
     entries.iter().any(|e| e["reason"] == reason)
-}
-
-/// A certificate signed by the fleet CA with rcgen: `(cert PEM, key PEM)`.
-fn ca_signed(
-    fleet: &FleetDir,
-    edit: impl FnOnce(&mut rcgen::CertificateParams),
-) -> (String, String) {
-    use rcgen::{CertificateParams, KeyPair};
-    let ca_pem = String::from_utf8(read(&fleet.ca_cert())).unwrap();
-    let ca_key = KeyPair::from_pem(&String::from_utf8(read(&fleet.ca_key())).unwrap()).unwrap();
-    let ca = CertificateParams::from_ca_cert_pem(&ca_pem)
-        .unwrap()
-        .self_signed(&ca_key)
-        .unwrap();
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::new()).unwrap();
-    edit(&mut p);
-    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
-    (cert.pem(), key.serialize_pem())
 }
 
 fn device_params(id: &str) -> impl FnOnce(&mut rcgen::CertificateParams) {
@@ -133,23 +93,11 @@ fn wrong_ca_is_refused_in_the_handshake_and_audited() {
     // The stranger trusts our CA, so only its own certificate is wrong;
     // its device id even equals an enrolled one.
     let d = other.device("dev-1");
-    let e = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        tls_of(&fleet.ca_cert(), &d.cert(), &d.key()),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    assert_tls_rejected(&server, tls_of(&fleet.ca_cert(), &d.cert(), &d.key()));
     assert_eq!(
-        call(
-            &server.url("/key"),
-            "GET",
-            None,
-            device_tls(&fleet, "dev-1")
-        )
-        .unwrap()
-        .status,
+        get_key(&server, device_tls(&fleet, "dev-1"))
+            .unwrap()
+            .status,
         201
     );
     assert!(audited(&audit(&fleet, &server), "tls_unknown_ca"));
@@ -163,14 +111,10 @@ fn self_signed_client_certificate_with_a_device_uri_is_refused() {
     let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     device_params("dev-1")(&mut p);
     let forged = p.self_signed(&key).unwrap();
-    let e = call(
-        &server.url("/key"),
-        "GET",
-        None,
+    assert_tls_rejected(
+        &server,
         pem_tls(&fleet, &forged.pem(), &key.serialize_pem()),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    );
     let entries = audit(&fleet, &server);
     assert!(audited(&entries, "tls_unknown_ca"), "{entries:?}");
     // Nothing was registered for dev-1 by the forgery.
@@ -187,36 +131,16 @@ fn expired_and_not_yet_valid_certificates_are_refused() {
         p.not_before = rcgen::date_time_ymd(2020, 1, 1);
         p.not_after = rcgen::date_time_ymd(2021, 1, 1);
     });
-    let e = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        pem_tls(&fleet, &cert, &key),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    assert_tls_rejected(&server, pem_tls(&fleet, &cert, &key));
     let (cert, key) = ca_signed(&fleet, |p| {
         device_params("future")(p);
         p.not_before = rcgen::date_time_ymd(2090, 1, 1);
         p.not_after = rcgen::date_time_ymd(2091, 1, 1);
     });
-    let e = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        pem_tls(&fleet, &cert, &key),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    assert_tls_rejected(&server, pem_tls(&fleet, &cert, &key));
     // The same certificate, made valid now, gets through: only the dates differ.
     let (cert, key) = ca_signed(&fleet, device_params("future"));
-    let r = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        pem_tls(&fleet, &cert, &key),
-    )
-    .unwrap();
+    let r = get_key(&server, pem_tls(&fleet, &cert, &key)).unwrap();
     assert_eq!(r.status, 201);
     let entries = audit(&fleet, &server);
     assert!(audited(&entries, "tls_expired"), "{entries:?}");
@@ -240,31 +164,17 @@ fn a_revoked_serial_refuses_that_certificate_only() {
         .arg(fleet.root())
         .arg("dev-1"));
     let old_tls = || tls_of(&fleet.ca_cert(), &old.join("c.crt"), &old.join("c.key"));
-    assert_eq!(
-        call(&server.url("/key"), "GET", None, old_tls())
-            .unwrap()
-            .status,
-        201
-    );
+    assert_eq!(get_key(&server, old_tls()).unwrap().status, 201);
     ok(&mut admin(
         &fleet,
         &server,
         &["revoke", "--serial", &serial],
     ));
-    refused(
-        &call(&server.url("/key"), "GET", None, old_tls()).unwrap(),
-        403,
-        "revoked",
-    );
+    refused(&get_key(&server, old_tls()).unwrap(), 403, "revoked");
     assert_eq!(
-        call(
-            &server.url("/key"),
-            "GET",
-            None,
-            device_tls(&fleet, "dev-1")
-        )
-        .unwrap()
-        .status,
+        get_key(&server, device_tls(&fleet, "dev-1"))
+            .unwrap()
+            .status,
         201
     );
 }
@@ -273,44 +183,14 @@ fn a_revoked_serial_refuses_that_certificate_only() {
 fn a_disabled_device_is_refused_on_key_and_rec() {
     let (_tmp, fleet) = setup(&[("dev-1", &[])]);
     let server = Server::start(fleet.root(), &[], &[("STORE_PASSWORD", PASSWORD)]);
-    let adv = call(
-        &server.url("/adv"),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-1"),
-    )
-    .unwrap();
+    let adv = get(&server, "/adv", device_tls(&fleet, "dev-1"));
     let (kid, body) = rec_body(&adv.body);
     ok(&mut admin(&fleet, &server, &["disable", "dev-1"]));
     let t = || device_tls(&fleet, "dev-1");
-    refused(
-        &call(&server.url("/key"), "GET", None, t()).unwrap(),
-        403,
-        "disabled",
-    );
-    refused(
-        &call(
-            &server.url(&format!("/rec/{kid}")),
-            "POST",
-            Some(&body),
-            t(),
-        )
-        .unwrap(),
-        403,
-        "disabled",
-    );
+    refused(&get_key(&server, t()).unwrap(), 403, "disabled");
+    refused(&post_rec(&server, &kid, &body, t()), 403, "disabled");
     ok(&mut admin(&fleet, &server, &["enable", "dev-1"]));
-    assert_eq!(
-        call(
-            &server.url(&format!("/rec/{kid}")),
-            "POST",
-            Some(&body),
-            t()
-        )
-        .unwrap()
-        .status,
-        200
-    );
+    assert_eq!(post_rec(&server, &kid, &body, t()).status, 200);
 }
 
 /// A TLS server on 127.0.0.1 presenting `cert`/`key` (TLS `versions`), that
@@ -362,6 +242,16 @@ fn tls_server(
     port
 }
 
+/// `GET https://localhost:PORT/healthz` as device dev-1.
+fn healthz(fleet: &FleetDir, port: u16) -> Result<Response, http::HttpError> {
+    call(
+        &format!("https://localhost:{port}/healthz"),
+        "GET",
+        None,
+        device_tls(fleet, "dev-1"),
+    )
+}
+
 #[test]
 fn client_and_server_certificates_cannot_swap_roles() {
     let (_tmp, fleet) = setup(&[("dev-1", &[])]);
@@ -385,10 +275,9 @@ fn client_and_server_certificates_cannot_swap_roles() {
     let bad = tls_server(cert.as_bytes(), key.as_bytes(), &[&rustls::version::TLS13]);
     let (cert, key) = server_like(rcgen::ExtendedKeyUsagePurpose::ServerAuth);
     let good = tls_server(cert.as_bytes(), key.as_bytes(), &[&rustls::version::TLS13]);
-    let url = |port: u16| format!("https://localhost:{port}/healthz");
-    let r = call(&url(good), "GET", None, device_tls(&fleet, "dev-1")).unwrap();
+    let r = healthz(&fleet, good).unwrap();
     assert_eq!(r.body, b"ok");
-    let e = call(&url(bad), "GET", None, device_tls(&fleet, "dev-1")).unwrap_err();
+    let e = healthz(&fleet, bad).unwrap_err();
     assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
     // The real device's certificate presented as a server's.
     let d = fleet.device("dev-1");
@@ -397,13 +286,7 @@ fn client_and_server_certificates_cannot_swap_roles() {
         &read(&d.key()),
         &[&rustls::version::TLS13],
     );
-    assert!(call(
-        &url(dev_as_server),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-1")
-    )
-    .is_err());
+    assert!(healthz(&fleet, dev_as_server).is_err());
     // The binary's own client (admin CLI, unseal) refuses it as well.
     let r = run(ss([
         "admin",
@@ -419,14 +302,7 @@ fn client_and_server_certificates_cannot_swap_roles() {
     // The other way: the server's certificate (serverAuth only) as a client's.
     let server = Server::start(fleet.root(), &[], &[("STORE_PASSWORD", PASSWORD)]);
     let s = fleet.server();
-    let e = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        tls_of(&fleet.ca_cert(), &s.cert(), &s.key()),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    assert_tls_rejected(&server, tls_of(&fleet.ca_cert(), &s.cert(), &s.key()));
     let entries = audit(&fleet, &server);
     assert!(audited(&entries, "tls_bad_certificate"), "{entries:?}");
 }
@@ -438,28 +314,19 @@ fn tls_1_2_is_refused_both_ways() {
     let d = fleet.device("dev-1");
     if let Some(openssl) = tool("openssl") {
         let s_client = |version: &str| {
-            let mut child = Command::new(&openssl)
-                .args(["s_client", "-quiet", version, "-verify_return_error"])
-                .args(["-connect", &format!("127.0.0.1:{}", server.port())])
-                .args(["-servername", "localhost"])
-                .arg("-cert")
-                .arg(d.cert())
-                .arg("-key")
-                .arg(d.key())
-                .arg("-CAfile")
-                .arg(d.ca_cert())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-                .unwrap();
-            child.wait_with_output().unwrap()
+            run_stdin(
+                Command::new(&openssl)
+                    .args(["s_client", "-quiet", version, "-verify_return_error"])
+                    .args(["-connect", &format!("127.0.0.1:{}", server.port())])
+                    .args(["-servername", "localhost"])
+                    .arg("-cert")
+                    .arg(d.cert())
+                    .arg("-key")
+                    .arg(d.key())
+                    .arg("-CAfile")
+                    .arg(d.ca_cert()),
+                b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
         };
         let o = s_client("-tls1_3");
         let out = String::from_utf8_lossy(&o.stdout);
@@ -484,13 +351,7 @@ fn tls_1_2_is_refused_both_ways() {
         &read(&s.key()),
         &[&rustls::version::TLS12],
     );
-    let e = call(
-        &format!("https://localhost:{port}/healthz"),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-1"),
-    )
-    .unwrap_err();
+    let e = healthz(&fleet, port).unwrap_err();
     assert!(
         matches!(
             e.kind(),
@@ -505,13 +366,7 @@ fn tls_1_2_is_refused_both_ways() {
         &read(&s.key()),
         &[&rustls::version::TLS13],
     );
-    let r = call(
-        &format!("https://localhost:{port}/healthz"),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-1"),
-    )
-    .unwrap();
+    let r = healthz(&fleet, port).unwrap();
     assert_eq!(r.body, b"ok");
 }
 
@@ -565,14 +420,9 @@ fn every_admin_endpoint_refuses_a_device_certificate() {
     let rules = ok(&mut admin(&fleet, &server, &["--json", "rules", "list"]));
     assert_eq!(rules.trim(), "[]", "{rules}");
     assert_eq!(
-        call(
-            &server.url("/key"),
-            "GET",
-            None,
-            device_tls(&fleet, "dev-2")
-        )
-        .unwrap()
-        .status,
+        get_key(&server, device_tls(&fleet, "dev-2"))
+            .unwrap()
+            .status,
         201
     );
     let entries = audit(&fleet, &server);
@@ -597,23 +447,7 @@ fn rec_body(adv: &[u8]) -> (String, Vec<u8>) {
 
 /// The exchange key id (SHA-256 thumbprint) and key of an advertisement.
 fn exchange_key(adv: &[u8]) -> (String, ssformat::jose::jwk::PublicKey) {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-    use base64::Engine;
-    let jws: serde_json::Value = serde_json::from_slice(adv).unwrap();
-    let payload: serde_json::Value =
-        serde_json::from_slice(&B64.decode(jws["payload"].as_str().unwrap()).unwrap()).unwrap();
-    let key = payload["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| {
-            k["key_ops"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|o| o == "deriveKey")
-        })
-        .unwrap();
+    let key = &exchange_jwk(adv);
     let public = ssformat::jose::jwk::PublicKey::from_jwk_lenient(key).unwrap();
     (
         public.thumbprint(ssformat::jose::jwk::ThpHash::S256),
@@ -626,21 +460,8 @@ fn device_a_cannot_reach_device_b_data() {
     let (tmp, fleet) = setup(&[("dev-a", &["a"]), ("dev-b", &["b"])]);
     let server = Server::start(fleet.root(), &[], &[]);
     // A store sealed to the server's exchange key, granted to group b only.
-    let out = ok(ss(["seal", "--url", &server.url(""), "--fleet"])
-        .arg(fleet.root())
-        .env("STORE_PASSWORD", KEY));
-    let jwe = out
-        .trim()
-        .strip_prefix("SECURE_STORE_ENVELOPE=")
-        .unwrap()
-        .to_owned();
-    let adv = call(
-        &server.url("/adv"),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-b"),
-    )
-    .unwrap();
+    let jwe = seal_offline(fleet.root(), &server.url(""));
+    let adv = get(&server, "/adv", device_tls(&fleet, "dev-b"));
     let (kid, body) = rec_body(&adv.body);
     ok(&mut admin(
         &fleet,
@@ -662,13 +483,7 @@ fn device_a_cannot_reach_device_b_data() {
     assert!(!a.stdout.contains(KEY));
     assert!(a.stderr.contains("store_not_allowed"), "{}", a.stderr);
     refused(
-        &call(
-            &server.url(&format!("/rec/{kid}")),
-            "POST",
-            Some(&body),
-            device_tls(&fleet, "dev-a"),
-        )
-        .unwrap(),
+        &post_rec(&server, &kid, &body, device_tls(&fleet, "dev-a")),
         403,
         "store_not_allowed",
     );
@@ -681,22 +496,14 @@ fn device_a_cannot_reach_device_b_data() {
     assert!(
         tls::client_config(&read(&fleet.ca_cert()), &read(&db.cert()), &read(&da.key())).is_err()
     );
-    let e = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        mismatched_client(&fleet, &db.cert(), &da.key()),
-    )
-    .unwrap_err();
-    assert_eq!(e.kind(), HttpErrorKind::TlsRejected, "{e}");
+    assert_tls_rejected(&server, mismatched_client(&fleet, &db.cert(), &da.key()));
     // Control: the same hand-made client with B's own key is B.
-    let r = call(
-        &server.url(&format!("/rec/{kid}")),
-        "POST",
-        Some(&body),
+    let r = post_rec(
+        &server,
+        &kid,
+        &body,
         mismatched_client(&fleet, &db.cert(), &db.key()),
-    )
-    .unwrap();
+    );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     if let Some(curl) = tool("curl") {
         let o = Command::new(&curl)
@@ -723,7 +530,7 @@ fn device_a_cannot_reach_device_b_data() {
     // A cannot list devices nor read B's audit entries.
     for path in ["/admin/devices", "/admin/audit?device=dev-b"] {
         refused(
-            &call(&server.url(path), "GET", None, device_tls(&fleet, "dev-a")).unwrap(),
+            &get(&server, path, device_tls(&fleet, "dev-a")),
             403,
             "not_admin",
         );
@@ -841,25 +648,9 @@ fn x_forwarded_for_never_opens_the_plain_tang_listener() {
     // gate. Only 10.0.0.0/8 may use it; the test calls from 127.0.0.1.
     let mut cmd = ss(["server", "--listen", "127.0.0.1:0", "--fleet"]);
     cmd.arg(fleet.root())
-        .args(["--tang-listen", "127.0.0.1:0", "--tang-allow", "10.0.0.0/8"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let tang = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("{line}"))
-        .to_owned();
-    let guard = Server {
-        child,
-        addr: "127.0.0.1:1".parse().unwrap(),
-        tang: None,
-        stderr: None,
-    };
+        .args(["--tang-listen", "127.0.0.1:0", "--tang-allow", "10.0.0.0/8"]);
+    let guard = Server::spawn(cmd);
+    let tang = format!("http://{}", guard.tang.expect("a plain Tang listener"));
     for header in [
         "X-Forwarded-For: 10.1.2.3",
         "X-Real-IP: 10.1.2.3",
@@ -890,11 +681,8 @@ fn a_replayed_rec_body_is_answered_but_useless_without_the_blinding_scalar() {
     use ssformat::jose::ecmr;
     let (_tmp, fleet) = setup(&[("dev-1", &[]), ("thief", &[])]);
     let server = Server::start(fleet.root(), &[], &[]);
-    let out = ok(ss(["seal", "--url", &server.url(""), "--fleet"])
-        .arg(fleet.root())
-        .env("STORE_PASSWORD", KEY));
-    let jwe = out.trim().strip_prefix("SECURE_STORE_ENVELOPE=").unwrap();
-    let pin = TangPin::parse(jwe).unwrap();
+    let jwe = seal_offline(fleet.root(), &server.url(""));
+    let pin = TangPin::parse(&jwe).unwrap();
     // The device's request: X = C + e·G, e known only to the device.
     let (x, blinding) = ecmr::blind(&pin.epk, &secure_store::rng::bytes::<66>()).unwrap();
     let body = ecmr::request_json(&x).into_bytes();
@@ -949,18 +737,9 @@ fn a_replayed_rec_body_is_answered_but_useless_without_the_blinding_scalar() {
 fn oversized_and_deeply_nested_json_get_clean_refusals() {
     let (tmp, fleet) = setup(&[("dev-1", &[])]);
     let server = Server::start(fleet.root(), &[], &[]);
-    let adv = call(
-        &server.url("/adv"),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-1"),
-    )
-    .unwrap();
+    let adv = get(&server, "/adv", device_tls(&fleet, "dev-1"));
     let (kid, good) = rec_body(&adv.body);
-    let admin_tls = {
-        let a = fleet.admin();
-        tls_of(&a.ca_cert(), &a.cert(), &a.key())
-    };
+    let admin_tls = admin_tls(&fleet);
     let nested = |depth: usize| {
         let mut v = "[".repeat(depth);
         v.push_str(&"]".repeat(depth));
@@ -973,6 +752,15 @@ fn oversized_and_deeply_nested_json_get_clean_refusals() {
         v.into_bytes()
     };
     let rec = format!("/rec/{kid}");
+    // `POST /rec/KID` as dev-1.
+    let post = |body: &[u8]| {
+        call(
+            &server.url(&rec),
+            "POST",
+            Some(body),
+            device_tls(&fleet, "dev-1"),
+        )
+    };
     // 2048 is the deepest /rec accepts (jansson's limit, as tangd): those
     // are parsed for real, and must not exhaust the server's stack.
     let mixed = |depth: usize| {
@@ -991,12 +779,7 @@ fn oversized_and_deeply_nested_json_get_clean_refusals() {
     ] {
         let too_big = body.len() > 16384;
         // Tang: 400 with an empty body (tangd's answer) or 413 when too big.
-        let r = call(
-            &server.url(&rec),
-            "POST",
-            Some(&body),
-            device_tls(&fleet, "dev-1"),
-        );
+        let r = post(&body);
         if too_big {
             too_large(r);
         } else {
@@ -1020,25 +803,14 @@ fn oversized_and_deeply_nested_json_get_clean_refusals() {
     let mut huge = br#"{"kty":"EC","crv":"P-521","x":""#.to_vec();
     huge.extend(std::iter::repeat_n(b'A', 1 << 20));
     huge.extend(br#""}"#);
-    let r = call(
-        &server.url(&rec),
-        "POST",
-        Some(&huge),
-        device_tls(&fleet, "dev-1"),
-    );
+    let r = post(&huge);
     match r {
         Ok(r) => refused(&r, 413, "too_large"),
         // The server may close before reading all of it.
         Err(e) => assert_ne!(e.kind(), HttpErrorKind::TlsRejected, "{e}"),
     }
     // The server is still fine.
-    let r = call(
-        &server.url(&rec),
-        "POST",
-        Some(&good),
-        device_tls(&fleet, "dev-1"),
-    )
-    .unwrap();
+    let r = post(&good).unwrap();
     assert_eq!(r.status, 200);
 
     // The client side: an envelope whose header is deeply nested JSON.
@@ -1075,7 +847,7 @@ type MakeLink<'a> = dyn Fn(&Path) + 'a;
 fn symlink_tricks_in_store_encrypt_sources_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
-    ok(ss(["store", "init"]).arg(&store).env("STORE_PASSWORD", KEY));
+    ok(store_cmd(&["init"]).arg(&store));
     let outside = tmp.path().join("outside");
     write(&outside.join("secret.txt"), b"outside-the-source");
     let cases: [(&str, &MakeLink); 4] = [
@@ -1099,30 +871,23 @@ fn symlink_tricks_in_store_encrypt_sources_are_refused() {
         write(&src.join("plain.txt"), b"inside");
         make(&src);
         fails(
-            ss(["store", "encrypt"])
-                .arg(&src)
-                .arg(&store)
-                .env("STORE_PASSWORD", KEY),
+            store_cmd(&["encrypt"]).arg(&src).arg(&store),
             "symbolic link",
         );
-        let listing = ok(ss(["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY));
+        let listing = ok(store_cmd(&["ls"]).arg(&store));
         assert!(
             listing.trim().is_empty(),
             "{name}: nothing stored: {listing}"
         );
-        let out = ok(ss(["store", "encrypt", "--skip-symlinks"])
+        let out = ok(store_cmd(&["encrypt", "--skip-symlinks"])
             .arg(&src)
-            .arg(&store)
-            .env("STORE_PASSWORD", KEY));
+            .arg(&store));
         assert!(out.contains("skipped 1 symbolic links"), "{name}: {out}");
-        let listing = ok(ss(["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY));
+        let listing = ok(store_cmd(&["ls"]).arg(&store));
         assert!(!listing.contains("secret.txt"), "{name}: {listing}");
         assert!(!listing.contains(name), "{name}: {listing}");
         let dst = tmp.path().join(format!("dst-{name}"));
-        ok(ss(["store", "decrypt"])
-            .arg(&store)
-            .arg(&dst)
-            .env("STORE_PASSWORD", KEY));
+        ok(store_cmd(&["decrypt"]).arg(&store).arg(&dst));
         let (_, files) = snapshot(&dst);
         assert!(
             files
@@ -1217,36 +982,7 @@ fn no_secret_reaches_a_log_line_or_the_audit() {
 
     let mut server_cmd = vv(&["server", "--listen", "127.0.0.1:0", "--fleet"]);
     server_cmd.arg(&root).env("STORE_PASSWORD", KEY);
-    let server = {
-        // Server::start with our verbose command line.
-        let mut child = server_cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("secure-store server listening on https://")
-            .unwrap_or_else(|| panic!("{line:?}"))
-            .parse()
-            .unwrap();
-        Server {
-            child,
-            addr,
-            tang: None,
-            stderr: Some(stderr),
-        }
-    };
+    let server = Server::spawn(server_cmd);
     let url = server.url("");
 
     // seal / unseal through the server.
@@ -1270,55 +1006,30 @@ fn no_secret_reaches_a_log_line_or_the_audit() {
     assert_eq!(out.trim(), KEY);
 
     // The legacy /key once, so the server handles the password itself.
-    let r = call(
-        &server.url("/key"),
-        "GET",
-        None,
-        device_tls(&fleet, "dev-1"),
-    )
-    .unwrap();
+    let r = get_key(&server, device_tls(&fleet, "dev-1")).unwrap();
     assert_eq!(r.status, 201);
 
     // Stores.
     let src = tmp.path().join("src");
     write(&src.join("secret.txt"), FILE_PLAINTEXT.as_bytes());
     let store = tmp.path().join("store");
-    record(
-        "store init",
-        vv(&["store", "init"])
-            .arg(&store)
-            .env("STORE_PASSWORD", KEY),
-    );
-    record(
-        "store encrypt",
-        vv(&["store", "encrypt"])
-            .arg(&src)
-            .arg(&store)
-            .env("STORE_PASSWORD", KEY),
-    );
-    record(
-        "store ls",
-        vv(&["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY),
-    );
-    record(
-        "store verify",
-        vv(&["store", "verify"])
-            .arg(&store)
-            .env("STORE_PASSWORD", KEY),
-    );
+    // `store SUB` with the key, logged like every command here.
+    let vstore = |sub: &str| {
+        let mut cmd = vv(&["store", sub]);
+        cmd.env("STORE_PASSWORD", KEY);
+        cmd
+    };
+    record("store init", vstore("init").arg(&store));
+    record("store encrypt", vstore("encrypt").arg(&src).arg(&store));
+    record("store ls", vstore("ls").arg(&store));
+    record("store verify", vstore("verify").arg(&store));
     record(
         "store decrypt",
-        vv(&["store", "decrypt"])
-            .arg(&store)
-            .arg(tmp.path().join("dec"))
-            .env("STORE_PASSWORD", KEY),
+        vstore("decrypt").arg(&store).arg(tmp.path().join("dec")),
     );
     record(
         "store rekey",
-        vv(&["store", "rekey"])
-            .arg(&store)
-            .env("STORE_PASSWORD", KEY)
-            .env("NEW_STORE_PASSWORD", KEY),
+        vstore("rekey").arg(&store).env("NEW_STORE_PASSWORD", KEY),
     );
 
     // Env values.
@@ -1584,16 +1295,9 @@ fn every_key_file_is_private_whatever_the_umask() {
     let data = tmp.path().join("data");
     for extra in [&[][..], &["--data-dir", data.to_str().unwrap()][..]] {
         let mut cmd = umask0(["server", "--listen", "127.0.0.1:0", "--fleet"]);
-        cmd.arg(&root)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        let mut child = cmd.spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line.trim().rsplit(':').next().unwrap().to_owned();
+        cmd.arg(&root).args(extra);
+        let server = Server::spawn(cmd);
+        let port = server.port();
         let r = call(
             &format!("https://127.0.0.1:{port}/adv"),
             "GET",
@@ -1612,10 +1316,7 @@ fn every_key_file_is_private_whatever_the_umask() {
         .arg(&seal_out)
         .env("STORE_PASSWORD", KEY));
         assert_eq!(mode(&seal_out), 0o600);
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let _ = child.wait();
+        server.terminate();
         assert_eq!(r.unwrap().status, 200);
     }
     assert_private(&root);
@@ -1637,11 +1338,8 @@ fn fuse_never_exposes_hostile_names_nor_writes_plaintext_to_disk() {
     let store = tmp.path().join("store");
     let src = tmp.path().join("src");
     write(&src.join("ok.txt"), b"fine");
-    ok(ss(["store", "init"]).arg(&store).env("STORE_PASSWORD", KEY));
-    ok(ss(["store", "encrypt"])
-        .arg(&src)
-        .arg(&store)
-        .env("STORE_PASSWORD", KEY));
+    ok(store_cmd(&["init"]).arg(&store));
+    ok(store_cmd(&["encrypt"]).arg(&src).arg(&store));
     // Encrypted names that decrypt to traversal attempts, planted with the
     // raw name cipher (a hostile store).
     let names = {
@@ -1707,7 +1405,7 @@ fn fuse_never_exposes_hostile_names_nor_writes_plaintext_to_disk() {
     for enc in &planted {
         assert!(storage.join(enc).is_file());
     }
-    let listing = run(ss(["store", "ls"]).arg(&store).env("STORE_PASSWORD", KEY));
+    let listing = run(store_cmd(&["ls"]).arg(&store));
     assert_eq!(
         listing.code,
         Some(1),
@@ -1733,11 +1431,8 @@ fn materialize_refuses_persistent_folders_even_through_a_symlink() {
     let src = tmp.path().join("src");
     write(&src.join("secret.txt"), FILE_PLAINTEXT.as_bytes());
     let store = tmp.path().join("store");
-    ok(ss(["store", "init"]).arg(&store).env("STORE_PASSWORD", KEY));
-    ok(ss(["store", "encrypt"])
-        .arg(&src)
-        .arg(&store)
-        .env("STORE_PASSWORD", KEY));
+    ok(store_cmd(&["init"]).arg(&store));
+    ok(store_cmd(&["encrypt"]).arg(&src).arg(&store));
     let materialize = |target: &Path| {
         run(ss(["run", "--store"])
             .arg(&store)

@@ -30,10 +30,7 @@ impl Server {
     /// and waits for its "listening" line.
     pub(super) fn start(fleet: &Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = ss(["server", "--listen", "127.0.0.1:0", "--fleet"]);
-        cmd.arg(fleet)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.arg(fleet).args(args);
         if std::env::var("SECURE_STORE_TEST_BACKEND").is_ok_and(|b| b == "postgres") {
             if let Some(url) = secure_store::state::pg_cluster::fresh_database() {
                 cmd.env("SECURE_STORE_DATABASE_URL", url);
@@ -42,6 +39,13 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Server::spawn(cmd)
+    }
+
+    /// Spawns a `secure-store server` command line and waits for its
+    /// "listening" line.
+    pub(super) fn spawn(mut cmd: Command) -> Server {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("the server starts");
         let mut err = child.stderr.take().unwrap();
         let stderr = std::thread::spawn(move || {
@@ -133,12 +137,14 @@ pub(super) fn tls(ca: &Path, cert: &Path, key: &Path) -> Arc<rustls::ClientConfi
     secure_store::pki::tls::client_config(&read(ca), &read(cert), &read(key)).unwrap()
 }
 
-fn device_tls(fleet: &FleetDir, id: &str) -> Arc<rustls::ClientConfig> {
+/// A client configuration with device `id`'s enrolled certificate.
+pub(super) fn device_tls(fleet: &FleetDir, id: &str) -> Arc<rustls::ClientConfig> {
     let d = fleet.device(id);
     tls(&d.ca_cert(), &d.cert(), &d.key())
 }
 
-fn admin_tls(fleet: &FleetDir) -> Arc<rustls::ClientConfig> {
+/// A client configuration with the fleet's admin certificate.
+pub(super) fn admin_tls(fleet: &FleetDir) -> Arc<rustls::ClientConfig> {
     let d = fleet.admin();
     tls(&d.ca_cert(), &d.cert(), &d.key())
 }
@@ -150,7 +156,8 @@ fn rt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn call(
+/// One HTTPS request with `tls` (10 s timeouts); a JSON body if any.
+pub(super) fn call(
     url: &str,
     method: &str,
     body: Option<&[u8]>,
@@ -165,12 +172,13 @@ fn call(
     ))
 }
 
-fn get(server: &Server, path: &str, tls: Arc<rustls::ClientConfig>) -> Response {
+/// `GET path` on `server`, presenting `tls`; the answer, whatever its status.
+pub(super) fn get(server: &Server, path: &str, tls: Arc<rustls::ClientConfig>) -> Response {
     call(&server.url(path), "GET", None, tls).unwrap()
 }
 
 /// Asserts a JSON refusal with `status` and `code`.
-fn refused(r: &Response, status: u16, code: &str) {
+pub(super) fn refused(r: &Response, status: u16, code: &str) {
     let text = String::from_utf8_lossy(&r.body);
     assert_eq!(r.status, status, "{text}");
     let body: serde_json::Value =
@@ -178,15 +186,19 @@ fn refused(r: &Response, status: u16, code: &str) {
     assert_eq!(body["error"], code, "{text}");
 }
 
-fn admin(fleet: &FleetDir, server: &Server, args: &[&str]) -> Command {
+/// `secure-store admin --server URL --fleet FLEET ARGS`.
+pub(super) fn admin(fleet: &FleetDir, server: &Server, args: &[&str]) -> Command {
     let mut cmd = ss(["admin", "--server", &server.url(""), "--fleet"]);
     cmd.arg(fleet.root()).args(args);
     cmd
 }
 
-/// A device certificate from the fleet CA that expired in 2021 (rcgen).
-fn expired_device(fleet: &FleetDir, out: &Path) -> Arc<rustls::ClientConfig> {
-    use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair, SanType};
+/// A certificate signed by the fleet CA with rcgen: `(cert PEM, key PEM)`.
+pub(super) fn ca_signed(
+    fleet: &FleetDir,
+    edit: impl FnOnce(&mut rcgen::CertificateParams),
+) -> (String, String) {
+    use rcgen::{CertificateParams, KeyPair};
     let ca_pem = String::from_utf8(read(&fleet.ca_cert())).unwrap();
     let ca_key = KeyPair::from_pem(&String::from_utf8(read(&fleet.ca_key())).unwrap()).unwrap();
     let ca = CertificateParams::from_ca_cert_pem(&ca_pem)
@@ -195,18 +207,26 @@ fn expired_device(fleet: &FleetDir, out: &Path) -> Arc<rustls::ClientConfig> {
         .unwrap();
     let key = KeyPair::generate().unwrap();
     let mut p = CertificateParams::new(Vec::new()).unwrap();
-    p.distinguished_name
-        .push(rcgen::DnType::CommonName, "old-device");
-    p.subject_alt_names.push(SanType::URI(
-        "urn:secure-store:device:old-device".try_into().unwrap(),
-    ));
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    p.not_before = rcgen::date_time_ymd(2020, 1, 1);
-    p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    edit(&mut p);
     let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+/// A device certificate from the fleet CA that expired in 2021 (rcgen).
+fn expired_device(fleet: &FleetDir, out: &Path) -> Arc<rustls::ClientConfig> {
+    let (cert, key) = ca_signed(fleet, |p| {
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "old-device");
+        p.subject_alt_names.push(rcgen::SanType::URI(
+            "urn:secure-store:device:old-device".try_into().unwrap(),
+        ));
+        p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    });
     std::fs::create_dir_all(out).unwrap();
-    write(&out.join("client.crt"), cert.pem().as_bytes());
-    write(&out.join("client.key"), key.serialize_pem().as_bytes());
+    write(&out.join("client.crt"), cert.as_bytes());
+    write(&out.join("client.key"), key.as_bytes());
     tls(
         &fleet.ca_cert(),
         &out.join("client.crt"),
@@ -730,13 +750,10 @@ fn rotate_keys_needs_a_fleet() {
     assert!(r.stderr.contains("--fleet is required"), "{}", r.stderr);
 }
 
-/// A `/rec` request body with a fresh P-521 point, and the exchange key id
-/// (RFC 7638 thumbprint) from an advertisement.
-fn rec_request(adv: &[u8]) -> (String, Vec<u8>) {
+/// The exchange (`deriveKey`) JWK of an advertisement, read by hand.
+pub(super) fn exchange_jwk(adv: &[u8]) -> serde_json::Value {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
     use base64::Engine;
-    use p521::elliptic_curve::sec1::ToEncodedPoint;
-    use sha2::Digest;
     let jws: serde_json::Value = serde_json::from_slice(adv).unwrap();
     let payload: serde_json::Value =
         serde_json::from_slice(&B64.decode(jws["payload"].as_str().unwrap()).unwrap()).unwrap();
@@ -752,6 +769,17 @@ fn rec_request(adv: &[u8]) -> (String, Vec<u8>) {
                 .any(|o| o == "deriveKey")
         })
         .unwrap();
+    key.clone()
+}
+
+/// A `/rec` request body with a fresh P-521 point, and the exchange key id
+/// (RFC 7638 thumbprint) from an advertisement.
+fn rec_request(adv: &[u8]) -> (String, Vec<u8>) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use base64::Engine;
+    use p521::elliptic_curve::sec1::ToEncodedPoint;
+    use sha2::Digest;
+    let key = &exchange_jwk(adv);
     let canonical = format!(
         r#"{{"crv":"{}","kty":"EC","x":"{}","y":"{}"}}"#,
         key["crv"].as_str().unwrap(),
@@ -880,38 +908,21 @@ fn tang_over_mtls_matches_tangd_and_clevis_round_trips() {
     refused(&r, 403, "revoked");
 
     // Stock clevis against the plain Tang listener: encrypt, then decrypt.
-    let mut enc = Command::new(&clevis)
-        .args([
+    let out = run_stdin(
+        Command::new(&clevis).args([
             "encrypt",
             "tang",
             &format!(r#"{{"url":"http://{tang}"}}"#),
             "-y",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    enc.stdin
-        .take()
-        .unwrap()
-        .write_all(b"sealed by clevis")
-        .unwrap();
-    let out = enc.wait_with_output().unwrap();
+        ]),
+        b"sealed by clevis",
+    );
     assert!(
         out.status.success(),
         "clevis encrypt: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let mut dec = Command::new(&clevis)
-        .arg("decrypt")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    dec.stdin.take().unwrap().write_all(&out.stdout).unwrap();
-    let plain = dec.wait_with_output().unwrap();
+    let plain = run_stdin(Command::new(&clevis).arg("decrypt"), &out.stdout);
     assert!(
         plain.status.success(),
         "clevis decrypt: {}",

@@ -5,27 +5,21 @@
 //! request, and the audit chain both write to verifies. Skipped without
 //! PostgreSQL; fails under `SECURE_STORE_REQUIRE_INTEROP=1`.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use secure_store::client::http::{self, Response, Timeouts};
+use secure_store::client::http::Response;
 use secure_store::pki::layout::FleetDir;
 use secure_store::state::pg_cluster;
 
 use super::harness::*;
+use super::server::{admin, device_tls, enroll, get, init_fleet, Server};
 
 const PASSWORD: &str = "legacy-store-key-0123456789";
 
-/// A running server replica; killed when dropped.
-struct Replica {
-    child: Child,
-    addr: SocketAddr,
-    stderr: Option<std::thread::JoinHandle<String>>,
-}
+/// A running server replica on the shared database: a [`Server`] whose
+/// stderr is printed when the test fails.
+struct Replica(Server);
 
 impl Replica {
     fn start(fleet: &Path, database_url: &str) -> Replica {
@@ -33,106 +27,42 @@ impl Replica {
     }
 
     fn start_with(fleet: &Path, database_url: &str, env: &[(&str, &Path)]) -> Replica {
-        let mut cmd = ss(["server", "--listen", "127.0.0.1:0", "--fleet"]);
-        cmd.arg(fleet)
-            .envs(env.iter().copied())
-            .env("SECURE_STORE_DATABASE_URL", database_url)
-            .env("STORE_PASSWORD", PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("the server starts");
-        let mut err = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = err.read_to_string(&mut s);
-            s
-        });
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        if line.is_empty() {
-            let _ = child.wait();
-            panic!("the server did not start: {}", stderr.join().unwrap());
-        }
-        let addr = line
-            .trim()
-            .strip_prefix("secure-store server listening on https://")
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        Replica {
-            child,
-            addr,
-            stderr: Some(stderr),
-        }
+        let mut vars: Vec<(&str, &str)> =
+            env.iter().map(|(k, v)| (*k, v.to_str().unwrap())).collect();
+        vars.push(("SECURE_STORE_DATABASE_URL", database_url));
+        vars.push(("STORE_PASSWORD", PASSWORD));
+        Replica(Server::start(fleet, &[], &vars))
     }
 
     fn url(&self, path: &str) -> String {
-        format!("https://127.0.0.1:{}{path}", self.addr.port())
+        self.0.url(path)
     }
 
     fn key(&self, fleet: &FleetDir, device: &str) -> Response {
-        let d = fleet.device(device);
-        let read = |p: &Path| std::fs::read(p).unwrap();
-        let tls = secure_store::pki::tls::client_config(
-            &read(&d.ca_cert()),
-            &read(&d.cert()),
-            &read(&d.key()),
-        )
-        .unwrap();
-        call(&self.url("/key"), tls)
+        get(&self.0, "/key", device_tls(fleet, device))
     }
 
     fn adv(&self, fleet: &FleetDir, device: &str) -> Vec<u8> {
-        let d = fleet.device(device);
-        let read = |p: &Path| std::fs::read(p).unwrap();
-        let tls = secure_store::pki::tls::client_config(
-            &read(&d.ca_cert()),
-            &read(&d.cert()),
-            &read(&d.key()),
-        )
-        .unwrap();
-        let r = call(&self.url("/adv"), tls);
+        let r = get(&self.0, "/adv", device_tls(fleet, device));
         assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
         r.body
     }
 
     fn admin(&self, fleet: &FleetDir, args: &[&str]) -> String {
-        let mut cmd = ss(["admin", "--server", &self.url(""), "--fleet"]);
-        cmd.arg(fleet.root()).args(args);
-        ok(&mut cmd)
+        ok(&mut admin(fleet, &self.0, args))
     }
 }
 
 impl Drop for Replica {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.child.kill();
+        let _ = self.0.child.wait();
         if std::thread::panicking() {
-            if let Some(s) = self.stderr.take() {
+            if let Some(s) = self.0.stderr.take() {
                 eprintln!("replica stderr:\n{}", s.join().unwrap_or_default());
             }
         }
     }
-}
-
-fn call(url: &str, tls: Arc<rustls::ClientConfig>) -> Response {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(http::request(
-            url,
-            "GET",
-            None,
-            Some(tls),
-            &Timeouts::all(Duration::from_secs(10)),
-        ))
-        .unwrap()
 }
 
 fn error_code(r: &Response) -> String {
@@ -147,18 +77,9 @@ fn two_replicas_on_postgres_share_revocations_and_one_audit_chain() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("fleet");
-    ok(ss([
-        "fleet",
-        "init",
-        "--server-name",
-        "localhost",
-        "--server-ip",
-        "127.0.0.1",
-    ])
-    .arg(&root));
-    let fleet = FleetDir::new(&root);
+    let fleet = init_fleet(&root);
     for id in ["sensor-17", "sensor-18"] {
-        ok(ss(["fleet", "enroll"]).arg(fleet.root()).arg(id));
+        enroll(&fleet, id, &[]);
     }
     let a = Replica::start(fleet.root(), &url);
     let b = Replica::start(fleet.root(), &url);
@@ -243,17 +164,8 @@ fn replicas_share_tang_keys_sealed_in_postgres_and_a_rotation_reaches_both() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("fleet");
-    ok(ss([
-        "fleet",
-        "init",
-        "--server-name",
-        "localhost",
-        "--server-ip",
-        "127.0.0.1",
-    ])
-    .arg(&root));
-    let fleet = FleetDir::new(&root);
-    ok(ss(["fleet", "enroll"]).arg(fleet.root()).arg("dev-1"));
+    let fleet = init_fleet(&root);
+    enroll(&fleet, "dev-1", &[]);
     let kek = tmp.path().join("tang.kek");
     write(&kek, format!("{}\n", "5a".repeat(32)).as_bytes());
     std::fs::set_permissions(&kek, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
@@ -361,7 +273,7 @@ fn replicas_share_tang_keys_sealed_in_postgres_and_a_rotation_reaches_both() {
     };
     assert!(!advertises(&c, &new_sig), "C re-reads only on SIGHUP");
     let hup = std::process::Command::new("kill")
-        .args(["-HUP", &c.child.id().to_string()])
+        .args(["-HUP", &c.0.child.id().to_string()])
         .status()
         .unwrap();
     assert!(hup.success());

@@ -25,6 +25,8 @@ use ssformat::jose::clevis::verify_advertisement;
 use ssformat::jose::jws::Jws;
 use ssformat::jose::{b64, ecmr, PrivateKey, PublicKey, ThpHash};
 
+use super::harness::run_stdin;
+
 const TANGD: &str = "/usr/libexec/tangd";
 const KEYGEN: &str = "/usr/libexec/tangd-keygen";
 const ROTATE: &str = "/usr/libexec/tangd-rotate-keys";
@@ -120,17 +122,6 @@ fn run(cmd: &mut Command) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
-}
-
-fn run_stdin(cmd: &mut Command, input: &[u8]) -> std::process::Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn key_files(dir: &Path) -> Vec<(PathBuf, Value)> {
